@@ -1,0 +1,110 @@
+//! What one session needs to know to run, already validated.
+//!
+//! The daemon's config module turns TOML into these; the actors never see
+//! file paths of the daemon, CLI flags or TOML. Every duration is a
+//! parameter here so tests can run the whole tree in milliseconds.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::wire::AudioParams;
+
+/// Everything that defines one supervised session.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SessionSettings {
+    /// `[a-z0-9_-]{1,32}`, unique within the daemon.
+    pub name: String,
+    /// `ws://` or `wss://` URL of the xiaozhi WebSocket endpoint.
+    pub url: String,
+    /// Where the bearer token comes from.
+    pub credential: Credential,
+    /// Sent as the `Device-Id` header (the board's MAC address on ESP32).
+    pub device_id: String,
+    /// Sent as the `Client-Id` header (a UUID per installation).
+    pub client_id: String,
+    /// Sent as the `Protocol-Version` header.
+    pub protocol_version: u32,
+    /// Start this session when the daemon starts.
+    pub autostart: bool,
+    /// Announced in the client hello.
+    pub audio_params: AudioParams,
+    /// Heartbeat timings.
+    pub liveness: LivenessSettings,
+    /// TCP + TLS + HTTP upgrade must finish within this.
+    pub connect_timeout: Duration,
+    /// The server hello must arrive this long after our hello.
+    pub hello_timeout: Duration,
+    /// What a clean close means for this session.
+    pub keep: Keep,
+    /// Holding of text messages while the session is not ready.
+    pub queue: QueueSettings,
+    /// Backoff and give-up rules.
+    pub reconnect: ReconnectSettings,
+}
+
+/// Source of the bearer token. Never printed: `Debug` shows no secret.
+#[derive(Clone, PartialEq)]
+pub enum Credential {
+    /// The token itself, from the config file.
+    Token(String),
+    /// A file holding the token, read again at every connection attempt.
+    TokenFile(PathBuf),
+}
+
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Credential::Token(_) => f.write_str("Token(<redacted>)"),
+            Credential::TokenFile(path) => write!(f, "TokenFile({})", path.display()),
+        }
+    }
+}
+
+/// Heartbeat timings of one session.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LivenessSettings {
+    /// Send a WebSocket Ping after this long without receiving anything.
+    pub ping_interval: Duration,
+    /// The connection is dead when nothing arrives this long after a Ping.
+    pub ping_timeout: Duration,
+    /// When set, send `{"type":"ping"}` this often (server-side activity).
+    pub app_ping_interval: Option<Duration>,
+}
+
+/// Whether a session comes back by itself after a clean close.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Keep {
+    /// Reconnect after any loss.
+    Always,
+    /// After a clean close (1000/1001) stay down until a client sends.
+    OnDemand,
+}
+
+/// Bounds of the per-session queue of text messages.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct QueueSettings {
+    /// Messages held at most.
+    pub limit: usize,
+    /// Held messages older than this are dropped and reported.
+    pub ttl: Duration,
+}
+
+/// Reconnect policy of one session.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ReconnectSettings {
+    /// First delay after a loss.
+    pub initial_delay: Duration,
+    /// Delays never grow past this (before jitter).
+    pub max_delay: Duration,
+    /// Growth factor between consecutive delays, at least 1.
+    pub multiplier: f64,
+    /// Randomization factor in `[0, 1)`: a delay `d` becomes one in `[(1-j)d, (1+j)d]`.
+    pub jitter: f64,
+    /// Consecutive failed attempts before the session is parked as `failed`.
+    pub max_attempts: u32,
+    /// A session ready this long resets its attempt count.
+    pub stable_after: Duration,
+    /// A failed session starts a new burst after this; `None` = never.
+    pub revive_after: Option<Duration>,
+}
