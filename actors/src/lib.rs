@@ -1,4 +1,45 @@
 //! The supervision tree of wsvisor and the xiaozhi wire types.
+//!
+//! ```text
+//! Monitor ◄── state, messages, counters ── Supervisor ──Decide──► ReconnectPolicy
+//!                                              │ starts
+//!                                              ▼
+//!                                 Connection ◄── SendPing / PeerDead ── Heartbeat
+//! ```
+//!
+//! This crate knows nothing of CLI flags, config files or socket paths.
 #![deny(missing_docs)]
+
+pub mod census;
+pub mod client;
+pub mod connection;
+pub mod events;
+pub mod heartbeat;
+pub mod loss;
+pub mod messages;
+pub mod monitor;
+pub mod policy;
 pub mod settings;
+pub mod state;
+pub mod supervisor;
+pub mod traffic;
 pub mod wire;
+
+use actix::prelude::*;
+
+/// The running tree: what the daemon and tests talk to.
+#[derive(Clone)]
+pub struct Tree {
+    /// Commands go here.
+    pub supervisor: Addr<supervisor::Supervisor>,
+    /// Queries and subscriptions go here.
+    pub monitor: Addr<monitor::Monitor>,
+}
+
+/// Start the tree on the current actix system thread.
+pub fn start_tree() -> Tree {
+    let monitor = monitor::Monitor::default().start();
+    let policy = policy::ReconnectPolicy::default().start();
+    let supervisor = supervisor::Supervisor::new(policy, monitor.clone(), client::websocket_client()).start();
+    Tree { supervisor, monitor }
+}

@@ -1,0 +1,257 @@
+//! Turns awc's raw frames into whole messages, doing what awc leaves to
+//! its user (RFC 6455): reassembling continuation frames, rejecting text
+//! that is not UTF-8 (1007), oversized messages (1009) and invalid close
+//! codes (1002). Pure: no socket, no actor, so a conformance client can use
+//! the very same code.
+
+use actix_http::ws::Item;
+use awc::ws::{CloseCode, CloseReason, Frame};
+use bytes::{Bytes, BytesMut};
+
+/// A whole inbound message or control frame.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Inbound {
+    /// A complete text message, valid UTF-8.
+    Text(String),
+    /// A complete binary message.
+    Binary(Bytes),
+    /// A Ping: answer with a Pong of the same payload.
+    Ping(Bytes),
+    /// A Pong.
+    Pong(Bytes),
+    /// A Close frame: its raw code (None when the frame had no payload) and reason.
+    Close(Option<u16>, String),
+}
+
+/// Why the peer's frames cannot be accepted; each maps to the close code
+/// we answer with.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FrameError {
+    /// Text that is not UTF-8 (close 1007).
+    InvalidUtf8,
+    /// A message larger than the limit (close 1009).
+    TooBig(usize),
+    /// A Close frame with a code that must not be sent (close 1002).
+    InvalidCloseCode(u16),
+}
+
+impl FrameError {
+    /// The close code that answers this error (RFC 6455 §7.4.1).
+    pub fn close_code(&self) -> u16 {
+        match self {
+            FrameError::InvalidUtf8 => 1007,
+            FrameError::TooBig(_) => 1009,
+            FrameError::InvalidCloseCode(_) => 1002,
+        }
+    }
+
+    /// What to log and report.
+    pub fn describe(&self) -> String {
+        match self {
+            FrameError::InvalidUtf8 => "text frame is not valid UTF-8".into(),
+            FrameError::TooBig(limit) => format!("message exceeds {limit} bytes"),
+            FrameError::InvalidCloseCode(code) => format!("invalid close code {code}"),
+        }
+    }
+}
+
+enum Partial {
+    Text(BytesMut),
+    Binary(BytesMut),
+}
+
+/// Reassembles fragmented messages of one connection.
+pub struct FrameAssembler {
+    partial: Option<Partial>,
+    max_message: usize,
+}
+
+impl FrameAssembler {
+    /// An assembler accepting messages up to `max_message` bytes.
+    pub fn new(max_message: usize) -> Self {
+        FrameAssembler {
+            partial: None,
+            max_message,
+        }
+    }
+
+    /// Feed one frame; a whole message comes out when one is complete.
+    /// Order of fragments is enforced by awc's codec already.
+    pub fn push(&mut self, frame: Frame) -> Result<Option<Inbound>, FrameError> {
+        match frame {
+            Frame::Text(bytes) => text(bytes).map(Some),
+            Frame::Binary(bytes) => self.check_size(bytes.len()).map(|_| Some(Inbound::Binary(bytes))),
+            Frame::Ping(bytes) => Ok(Some(Inbound::Ping(bytes))),
+            Frame::Pong(bytes) => Ok(Some(Inbound::Pong(bytes))),
+            Frame::Close(reason) => close(reason).map(Some),
+            Frame::Continuation(item) => self.continuation(item),
+        }
+    }
+
+    fn continuation(&mut self, item: Item) -> Result<Option<Inbound>, FrameError> {
+        match item {
+            Item::FirstText(bytes) => {
+                self.check_size(bytes.len())?;
+                self.partial = Some(Partial::Text(BytesMut::from(&bytes[..])));
+                self.check_partial_utf8()?;
+                Ok(None)
+            }
+            Item::FirstBinary(bytes) => {
+                self.check_size(bytes.len())?;
+                self.partial = Some(Partial::Binary(BytesMut::from(&bytes[..])));
+                Ok(None)
+            }
+            Item::Continue(bytes) => {
+                self.append(&bytes)?;
+                self.check_partial_utf8()?;
+                Ok(None)
+            }
+            Item::Last(bytes) => {
+                self.append(&bytes)?;
+                match self.partial.take() {
+                    Some(Partial::Text(buf)) => text(buf.freeze()).map(Some),
+                    Some(Partial::Binary(buf)) => Ok(Some(Inbound::Binary(buf.freeze()))),
+                    // awc's codec rejects a Last without a First before we see it.
+                    None => Ok(None),
+                }
+            }
+        }
+    }
+
+    fn append(&mut self, bytes: &[u8]) -> Result<(), FrameError> {
+        let buf = match &mut self.partial {
+            Some(Partial::Text(buf) | Partial::Binary(buf)) => buf,
+            None => return Ok(()),
+        };
+        if buf.len() + bytes.len() > self.max_message {
+            return Err(FrameError::TooBig(self.max_message));
+        }
+        buf.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn check_size(&self, len: usize) -> Result<(), FrameError> {
+        if len > self.max_message {
+            return Err(FrameError::TooBig(self.max_message));
+        }
+        Ok(())
+    }
+
+    /// Fail fast on a fragment that can never become UTF-8, rather than
+    /// buffering the rest of a bad message (RFC 6455 §8.1).
+    fn check_partial_utf8(&self) -> Result<(), FrameError> {
+        if let Some(Partial::Text(buf)) = &self.partial {
+            if let Err(err) = std::str::from_utf8(buf) {
+                // error_len None: the text merely stops inside a character.
+                if err.error_len().is_some() {
+                    return Err(FrameError::InvalidUtf8);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn text(bytes: Bytes) -> Result<Inbound, FrameError> {
+    match String::from_utf8(bytes.into()) {
+        Ok(text) => Ok(Inbound::Text(text)),
+        Err(_) => Err(FrameError::InvalidUtf8),
+    }
+}
+
+fn close(reason: Option<CloseReason>) -> Result<Inbound, FrameError> {
+    let Some(reason) = reason else {
+        return Ok(Inbound::Close(None, String::new()));
+    };
+    let code = u16::from(reason.code);
+    if !is_sendable_close_code(code) {
+        return Err(FrameError::InvalidCloseCode(code));
+    }
+    Ok(Inbound::Close(Some(code), reason.description.unwrap_or_default()))
+}
+
+/// Codes a peer may put in a Close frame (RFC 6455 §7.4, IANA registry).
+pub fn is_sendable_close_code(code: u16) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
+}
+
+/// A Close frame payload for `code` and `reason`.
+pub fn close_reason(code: u16, reason: &str) -> CloseReason {
+    CloseReason {
+        code: CloseCode::from(code),
+        description: (!reason.is_empty()).then(|| reason.to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assembler() -> FrameAssembler {
+        FrameAssembler::new(16)
+    }
+
+    #[test]
+    fn reassembles_text_across_fragments_split_inside_a_character() {
+        let mut a = assembler();
+        let word = "认证".as_bytes();
+        assert_eq!(
+            a.push(Frame::Continuation(Item::FirstText(Bytes::copy_from_slice(&word[..2])))),
+            Ok(None)
+        );
+        assert_eq!(
+            a.push(Frame::Continuation(Item::Continue(Bytes::copy_from_slice(&word[2..4])))),
+            Ok(None)
+        );
+        let last = a.push(Frame::Continuation(Item::Last(Bytes::copy_from_slice(&word[4..]))));
+        assert_eq!(last, Ok(Some(Inbound::Text("认证".into()))));
+    }
+
+    #[test]
+    fn reassembles_binary() {
+        let mut a = assembler();
+        a.push(Frame::Continuation(Item::FirstBinary(Bytes::from_static(b"ab"))))
+            .unwrap();
+        let last = a.push(Frame::Continuation(Item::Last(Bytes::from_static(b"cd"))));
+        assert_eq!(last, Ok(Some(Inbound::Binary(Bytes::from_static(b"abcd")))));
+    }
+
+    #[test]
+    fn rejects_invalid_utf8_at_once_even_mid_message() {
+        let mut a = assembler();
+        assert_eq!(
+            a.push(Frame::Text(Bytes::from_static(b"\xff"))),
+            Err(FrameError::InvalidUtf8)
+        );
+        let first = a.push(Frame::Continuation(Item::FirstText(Bytes::from_static(b"ok\xc0\x80"))));
+        assert_eq!(first, Err(FrameError::InvalidUtf8));
+    }
+
+    #[test]
+    fn rejects_oversized_messages() {
+        let mut a = assembler();
+        a.push(Frame::Continuation(Item::FirstBinary(Bytes::from_static(&[0; 10]))))
+            .unwrap();
+        let more = a.push(Frame::Continuation(Item::Continue(Bytes::from_static(&[0; 10]))));
+        assert_eq!(more, Err(FrameError::TooBig(16)));
+        assert_eq!(FrameError::TooBig(16).close_code(), 1009);
+    }
+
+    #[test]
+    fn close_codes() {
+        let mut a = assembler();
+        assert_eq!(
+            a.push(Frame::Close(None)),
+            Ok(Some(Inbound::Close(None, String::new())))
+        );
+        let normal = a.push(Frame::Close(Some(close_reason(1000, "bye"))));
+        assert_eq!(normal, Ok(Some(Inbound::Close(Some(1000), "bye".into()))));
+        for bad in [999, 1004, 1005, 1006, 1015, 2000, 5000] {
+            assert_eq!(
+                a.push(Frame::Close(Some(close_reason(bad, "")))),
+                Err(FrameError::InvalidCloseCode(bad))
+            );
+        }
+        assert!(is_sendable_close_code(1012) && is_sendable_close_code(4000));
+    }
+}

@@ -1,0 +1,127 @@
+//! Why a connection ended: the causes of CONTRACT §3 and the one report a
+//! dead connection leaves behind.
+
+use std::fmt;
+
+/// Why a connection ended. The names are the contract's `cause` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Cause {
+    /// The server sent a Close frame (its code, 1005 when it had none).
+    ServerClose,
+    /// TCP ended without a Close frame (1006).
+    Abnormal,
+    /// The connection was reset (RST) or another I/O error hit it.
+    Reset,
+    /// Nothing arrived within `ping_timeout` after a Ping.
+    PingTimeout,
+    /// The server hello did not arrive within `hello_timeout`.
+    HelloTimeout,
+    /// TCP or TLS could not be established, or DNS failed.
+    ConnectFailed,
+    /// TCP + TLS + upgrade took longer than `connect_timeout`.
+    ConnectTimeout,
+    /// The upgrade was refused with an HTTP status other than 401/403.
+    HttpStatus,
+    /// The server refused our credentials (401/403, or its `认证失败` text).
+    AuthFailed,
+    /// The peer broke the WebSocket or xiaozhi protocol.
+    ProtocolError,
+    /// We closed on purpose (disconnect, reconnect, reload, shutdown).
+    LocalStop,
+    /// The connection actor died without saying why (a panic).
+    Internal,
+}
+
+impl Cause {
+    /// Every cause, for metrics that list all of them.
+    pub const ALL: [Cause; 12] = [
+        Cause::ServerClose,
+        Cause::Abnormal,
+        Cause::Reset,
+        Cause::PingTimeout,
+        Cause::HelloTimeout,
+        Cause::ConnectFailed,
+        Cause::ConnectTimeout,
+        Cause::HttpStatus,
+        Cause::AuthFailed,
+        Cause::ProtocolError,
+        Cause::LocalStop,
+        Cause::Internal,
+    ];
+
+    /// The contract's name of this cause.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cause::ServerClose => "server_close",
+            Cause::Abnormal => "abnormal",
+            Cause::Reset => "reset",
+            Cause::PingTimeout => "ping_timeout",
+            Cause::HelloTimeout => "hello_timeout",
+            Cause::ConnectFailed => "connect_failed",
+            Cause::ConnectTimeout => "connect_timeout",
+            Cause::HttpStatus => "http_status",
+            Cause::AuthFailed => "auth_failed",
+            Cause::ProtocolError => "protocol_error",
+            Cause::LocalStop => "local_stop",
+            Cause::Internal => "internal",
+        }
+    }
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Close code RFC 6455 §7.1.5 reserves for "a Close frame without a code".
+pub const CODE_NO_STATUS: u16 = 1005;
+/// Close code RFC 6455 §7.1.5 reserves for "closed without a Close frame".
+pub const CODE_ABNORMAL: u16 = 1006;
+
+/// What one dead connection leaves behind: exactly one per connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LossReport {
+    /// Why it ended.
+    pub cause: Cause,
+    /// WebSocket close code, when the cause has one.
+    pub code: Option<u16>,
+    /// HTTP status of a refused upgrade.
+    pub status: Option<u16>,
+    /// Human-readable detail (close reason, I/O error text). Never a token.
+    pub reason: String,
+}
+
+impl LossReport {
+    /// A loss with a cause and a reason and no code.
+    pub fn new(cause: Cause, reason: impl Into<String>) -> Self {
+        LossReport {
+            cause,
+            code: None,
+            status: None,
+            reason: reason.into(),
+        }
+    }
+
+    /// The same loss with a WebSocket close code.
+    pub fn with_code(mut self, code: u16) -> Self {
+        self.code = Some(code);
+        self
+    }
+
+    /// The same loss with the HTTP status of a refused upgrade.
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    /// A Close frame from the server.
+    pub fn server_close(code: Option<u16>, reason: impl Into<String>) -> Self {
+        LossReport::new(Cause::ServerClose, reason).with_code(code.unwrap_or(CODE_NO_STATUS))
+    }
+
+    /// True for a close the server meant as "goodbye for now" (1000, 1001).
+    pub fn is_clean_close(&self) -> bool {
+        self.cause == Cause::ServerClose && matches!(self.code, Some(1000 | 1001))
+    }
+}

@@ -1,0 +1,356 @@
+//! Every message that actors of the tree exchange, in one place: reading
+//! this file tells the whole conversation.
+//!
+//! ```text
+//! daemon/control ──commands──► Supervisor ──Decide──► ReconnectPolicy
+//!                                 ▲  │ start/close/write
+//!              ConnectionPhase,   │  ▼
+//!              ConnectionEnded ── Connection ◄── SendPing/PeerDead ── Heartbeat
+//!                                 │  FrameArrived ──────────────────►
+//!   Monitor ◄── Publish*/Record* ─┘ (and from the Supervisor)
+//! ```
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use bytes::Bytes;
+use serde_json::{Map, Value};
+use tokio::sync::mpsc;
+
+use crate::events::{DropReason, Event};
+use crate::loss::LossReport;
+use crate::settings::{Keep, ReconnectSettings, SessionSettings};
+use crate::state::{SessionSummary, StateUpdate};
+use crate::traffic::TrafficCounters;
+
+// ───────────────────────── commands to the Supervisor ─────────────────────────
+
+/// Why a command could not be carried out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CommandError {
+    /// No session has that name.
+    NotFound(String),
+    /// The session is not ready (audio is never queued).
+    NotReady(String),
+    /// The session's queue is full.
+    QueueFull(String),
+    /// A session with that name exists already.
+    AlreadyExists(String),
+}
+
+/// Add a session and start it when its settings say `autostart`.
+#[derive(Message)]
+#[rtype(result = "Result<(), CommandError>")]
+pub struct AddSession(pub SessionSettings);
+
+/// Replace the settings of a session: it reconnects with the new ones.
+#[derive(Message)]
+#[rtype(result = "Result<(), CommandError>")]
+pub struct ReplaceSession(pub SessionSettings);
+
+/// Close a session for good and forget it.
+#[derive(Message)]
+#[rtype(result = "Result<(), CommandError>")]
+pub struct RemoveSession(pub String);
+
+/// Start a stopped or failed session with a fresh attempt count.
+#[derive(Message)]
+#[rtype(result = "Result<(), CommandError>")]
+pub struct ConnectSession(pub String);
+
+/// Close a session with 1000 and keep it down (`stopped`).
+#[derive(Message)]
+#[rtype(result = "Result<(), CommandError>")]
+pub struct DisconnectSession(pub String);
+
+/// Close a session and connect again at once.
+#[derive(Message)]
+#[rtype(result = "Result<(), CommandError>")]
+pub struct ReconnectSession(pub String);
+
+/// What happened to a text message handed to a session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SendOutcome {
+    /// Written to the open connection.
+    Sent,
+    /// Held until the next server hello, at this 1-based position.
+    Queued {
+        /// Position in the session's queue.
+        position: usize,
+    },
+}
+
+/// Send a JSON object as a text frame; `session_id` is filled in at write
+/// time when absent, so a queued message carries the id of the connection
+/// that finally sends it.
+#[derive(Message)]
+#[rtype(result = "Result<SendOutcome, CommandError>")]
+pub struct SendText {
+    /// Session name.
+    pub session: String,
+    /// The message.
+    pub message: Map<String, Value>,
+}
+
+/// Send one binary (audio) frame; refused unless the session is ready.
+#[derive(Message)]
+#[rtype(result = "Result<(), CommandError>")]
+pub struct SendAudio {
+    /// Session name.
+    pub session: String,
+    /// Frame payload.
+    pub data: Bytes,
+}
+
+/// Close every session with 1000 and start nothing new; answers once every
+/// connection has ended.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Shutdown;
+
+// ─────────────────────── Connection ⇄ Supervisor ───────────────────────
+
+/// A connection moved forward in its handshake.
+#[derive(Message, Clone, Debug)]
+#[rtype(result = "()")]
+pub struct ConnectionPhase {
+    /// Session name.
+    pub session: String,
+    /// Which connection of the session (stale ones are ignored).
+    pub generation: u64,
+    /// How far it got.
+    pub phase: Phase,
+}
+
+/// Steps of a connection that the Supervisor cares about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Upgraded; hello sent.
+    Handshaking,
+    /// The server hello arrived.
+    Ready {
+        /// The server's session id.
+        session_id: Option<String>,
+        /// From the start of the attempt to the server hello.
+        took: Duration,
+    },
+}
+
+/// A connection is gone: its socket is closed and its timers are dropped.
+/// Sent exactly once per connection, from its `Drop`, so a panic reports too.
+#[derive(Message, Clone, Debug)]
+#[rtype(result = "()")]
+pub struct ConnectionEnded {
+    /// Session name.
+    pub session: String,
+    /// Which connection of the session.
+    pub generation: u64,
+    /// Why it ended.
+    pub report: LossReport,
+    /// How long it had been ready (None if it never was).
+    pub ready_for: Option<Duration>,
+}
+
+/// Close the connection on purpose with 1000 (`local_stop`).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CloseConnection {
+    /// Reason sent in the Close frame and logged.
+    pub reason: String,
+}
+
+/// Write a text message; handed back when the connection is not ready.
+#[derive(Message)]
+#[rtype(result = "Result<(), Map<String, Value>>")]
+pub struct WriteText(pub Map<String, Value>);
+
+/// Write a binary frame; false when the connection is not ready.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct WriteBinary(pub Bytes);
+
+// ─────────────────────── Heartbeat ⇄ Connection ───────────────────────
+
+/// Something arrived on the connection: the peer is alive.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct FrameArrived;
+
+/// The line was quiet for `ping_interval`: send a Ping.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SendPing;
+
+/// Nothing arrived within `ping_timeout` after the Ping.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PeerDead {
+    /// How long the line has been silent.
+    pub silent_for: Duration,
+}
+
+/// The connection is ending: stop timing it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopHeartbeat;
+
+/// The Heartbeat stopped without being asked (it panicked).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct HeartbeatEnded;
+
+// ─────────────────────── Supervisor ⇄ ReconnectPolicy ───────────────────────
+
+/// Register (or replace) the rules for one session.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ConfigurePolicy {
+    /// Session name.
+    pub session: String,
+    /// Backoff and give-up rules.
+    pub reconnect: ReconnectSettings,
+    /// Whether clean closes bring the session back.
+    pub keep: Keep,
+}
+
+/// Forget a removed session.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ForgetPolicy(pub String);
+
+/// Start a new burst: zero failures, first backoff step.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ResetAttempts(pub String);
+
+/// A connection ended: what now?
+#[derive(Message, Clone, Debug)]
+#[rtype(result = "Decision")]
+pub struct Decide {
+    /// Session name.
+    pub session: String,
+    /// How it ended.
+    pub report: LossReport,
+    /// How long it had been ready (None if it never was).
+    pub ready_for: Option<Duration>,
+}
+
+/// The policy's answer.
+#[derive(Clone, Copy, Debug, PartialEq, MessageResponse)]
+pub enum Decision {
+    /// Start attempt number `attempt` of this burst after `after`.
+    Retry {
+        /// 1-based number of the coming attempt.
+        attempt: u32,
+        /// Jittered delay.
+        after: Duration,
+    },
+    /// Park the session as `failed`.
+    GiveUp {
+        /// Consecutive failed attempts.
+        attempts: u32,
+    },
+    /// Stay `stopped` (deliberate stop, or clean close with `keep = "on_demand"`).
+    StayDown,
+}
+
+// ───────────────────────────── to the Monitor ─────────────────────────────
+
+/// A session exists: start keeping its record.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RegisterSession {
+    /// Session name.
+    pub session: String,
+    /// Its URL, for summaries.
+    pub url: String,
+    /// Its `max_attempts`, for summaries.
+    pub max_attempts: u32,
+    /// Counters its connections write to.
+    pub traffic: Arc<TrafficCounters>,
+}
+
+/// A session is gone: drop its record.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct UnregisterSession(pub String);
+
+/// A session changed state.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PublishState(pub StateUpdate);
+
+/// The server sent a JSON message.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PublishMessage {
+    /// Session name.
+    pub session: String,
+    /// The message.
+    pub message: Value,
+}
+
+/// The server sent a binary frame.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PublishAudio {
+    /// Session name.
+    pub session: String,
+    /// The frame.
+    pub data: Bytes,
+}
+
+/// Held messages were dropped.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PublishDropped {
+    /// Session name.
+    pub session: String,
+    /// How many.
+    pub count: u64,
+    /// Why.
+    pub why: DropReason,
+}
+
+/// A Ping round trip was measured.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RecordRtt {
+    /// Session name.
+    pub session: String,
+    /// Round trip.
+    pub rtt: Duration,
+}
+
+/// The session's queue length changed.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RecordQueued {
+    /// Session name.
+    pub session: String,
+    /// Messages held now.
+    pub queued: usize,
+}
+
+/// Summaries of every session, in name order.
+#[derive(Message)]
+#[rtype(result = "Vec<SessionSummary>")]
+pub struct ListSessions;
+
+/// Summary of one session.
+#[derive(Message)]
+#[rtype(result = "Option<SessionSummary>")]
+pub struct GetSession(pub String);
+
+/// Receive events of the named sessions (all when `None`) through a
+/// bounded buffer of `capacity` events.
+#[derive(Message)]
+#[rtype(result = "mpsc::Receiver<Event>")]
+pub struct Subscribe {
+    /// Sessions of interest; `None` = all.
+    pub sessions: Option<HashSet<String>>,
+    /// Events buffered before the subscriber counts as lagging.
+    pub capacity: usize,
+}

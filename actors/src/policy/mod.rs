@@ -1,0 +1,146 @@
+//! ReconnectPolicy: what to do after a connection ended. A pure decision
+//! per session (`SessionPolicy`, testable with no socket and no sleep)
+//! wrapped in an actor that holds one per session.
+//!
+//! The rules:
+//! - `auth_failed` parks at once: retrying a refused token only storms the server;
+//! - a clean close (1000/1001) with `keep = "on_demand"` stays down;
+//! - a clean close of a session that had been ready retries at the first
+//!   backoff step: the server said goodbye, it did not fail;
+//! - everything else (1011, 1012/1013, refusals, resets, timeouts) backs off
+//!   exponentially with jitter;
+//! - a session ready for `stable_after` starts a fresh burst;
+//! - `max_attempts` consecutive failures park the session as `failed`.
+
+mod backoff;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use actix::prelude::*;
+
+pub use self::backoff::BackoffSchedule;
+use crate::loss::{Cause, LossReport};
+use crate::messages::{ConfigurePolicy, Decide, Decision, ForgetPolicy, ResetAttempts};
+use crate::settings::{Keep, ReconnectSettings};
+
+/// The reconnect state of one session: consecutive failures and the
+/// position in the backoff schedule.
+#[derive(Debug)]
+pub struct SessionPolicy {
+    settings: ReconnectSettings,
+    keep: Keep,
+    failures: u32,
+    schedule: BackoffSchedule,
+}
+
+impl SessionPolicy {
+    /// A policy at the start of a burst.
+    pub fn new(settings: ReconnectSettings, keep: Keep) -> Self {
+        SessionPolicy {
+            schedule: BackoffSchedule::new(&settings),
+            settings,
+            keep,
+            failures: 0,
+        }
+    }
+
+    /// Consecutive failed attempts so far.
+    pub fn failures(&self) -> u32 {
+        self.failures
+    }
+
+    /// Start a fresh burst (a `connect` command, a revival).
+    pub fn reset(&mut self) {
+        self.failures = 0;
+        self.schedule.restart();
+    }
+
+    /// Decide what follows a connection that ended with `report` after
+    /// being ready for `ready_for` (None: it never reached ready).
+    pub fn decide(&mut self, report: &LossReport, ready_for: Option<Duration>) -> Decision {
+        let was_stable = ready_for.is_some_and(|up| up >= self.settings.stable_after);
+        if was_stable {
+            self.reset();
+        }
+        if report.cause == Cause::LocalStop {
+            return Decision::StayDown;
+        }
+        if report.is_clean_close() && self.keep == Keep::OnDemand {
+            return Decision::StayDown;
+        }
+        if !was_stable {
+            self.failures += 1;
+        }
+        if report.cause == Cause::AuthFailed || self.failures >= self.settings.max_attempts {
+            return Decision::GiveUp {
+                attempts: self.failures.max(1),
+            };
+        }
+        if report.is_clean_close() && ready_for.is_some() {
+            self.schedule.restart();
+        }
+        Decision::Retry {
+            attempt: self.failures + 1,
+            after: self.schedule.next_delay(),
+        }
+    }
+}
+
+/// The actor holding every session's policy.
+#[derive(Default)]
+pub struct ReconnectPolicy {
+    sessions: HashMap<String, SessionPolicy>,
+}
+
+impl Actor for ReconnectPolicy {
+    type Context = Context<Self>;
+}
+
+impl Handler<ConfigurePolicy> for ReconnectPolicy {
+    type Result = ();
+
+    fn handle(&mut self, msg: ConfigurePolicy, _: &mut Context<Self>) {
+        let unchanged = self
+            .sessions
+            .get(&msg.session)
+            .is_some_and(|p| p.settings == msg.reconnect && p.keep == msg.keep);
+        if !unchanged {
+            self.sessions
+                .insert(msg.session, SessionPolicy::new(msg.reconnect, msg.keep));
+        }
+    }
+}
+
+impl Handler<ForgetPolicy> for ReconnectPolicy {
+    type Result = ();
+
+    fn handle(&mut self, msg: ForgetPolicy, _: &mut Context<Self>) {
+        self.sessions.remove(&msg.0);
+    }
+}
+
+impl Handler<ResetAttempts> for ReconnectPolicy {
+    type Result = ();
+
+    fn handle(&mut self, msg: ResetAttempts, _: &mut Context<Self>) {
+        if let Some(policy) = self.sessions.get_mut(&msg.0) {
+            policy.reset();
+        }
+    }
+}
+
+impl Handler<Decide> for ReconnectPolicy {
+    type Result = Decision;
+
+    fn handle(&mut self, msg: Decide, _: &mut Context<Self>) -> Decision {
+        match self.sessions.get_mut(&msg.session) {
+            Some(policy) => policy.decide(&msg.report, msg.ready_for),
+            // A session removed while its connection was ending.
+            None => Decision::StayDown,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,192 @@
+//! Policy tests: pure decisions, no socket, no sleep.
+
+use std::time::Duration;
+
+use super::*;
+
+fn settings() -> ReconnectSettings {
+    ReconnectSettings {
+        initial_delay: Duration::from_millis(500),
+        max_delay: Duration::from_secs(60),
+        multiplier: 2.0,
+        jitter: 0.5,
+        max_attempts: 10,
+        stable_after: Duration::from_secs(10),
+        revive_after: Some(Duration::from_secs(600)),
+    }
+}
+
+fn refused() -> LossReport {
+    LossReport::new(Cause::ConnectFailed, "Connection refused")
+}
+
+fn assert_within(delay: Duration, nominal: Duration, jitter: f64) {
+    let low = nominal.as_secs_f64() * (1.0 - jitter);
+    // The crate adds at most one nanosecond to the upper bound.
+    let high = nominal.as_secs_f64() * (1.0 + jitter) + 1e-9;
+    let got = delay.as_secs_f64();
+    assert!(
+        got >= low && got <= high,
+        "delay {got}s outside [{low}, {high}] around {nominal:?}"
+    );
+}
+
+#[test]
+fn server_down_gives_exactly_max_attempts_with_growing_jittered_delays() {
+    let s = settings();
+    let mut policy = SessionPolicy::new(s, Keep::Always);
+    let mut nominal = s.initial_delay;
+    // The first attempt failed; nine retries follow, the tenth failure gives up.
+    for expected_attempt in 2..=s.max_attempts {
+        match policy.decide(&refused(), None) {
+            Decision::Retry { attempt, after } => {
+                assert_eq!(attempt, expected_attempt);
+                assert_within(after, nominal, s.jitter);
+            }
+            other => panic!("expected a retry before attempt {expected_attempt}, got {other:?}"),
+        }
+        nominal = (nominal * 2).min(s.max_delay);
+    }
+    assert_eq!(
+        policy.decide(&refused(), None),
+        Decision::GiveUp {
+            attempts: s.max_attempts
+        }
+    );
+}
+
+#[test]
+fn jitter_stays_in_effect_at_the_cap() {
+    let s = ReconnectSettings {
+        max_attempts: 1000,
+        max_delay: Duration::from_secs(2),
+        ..settings()
+    };
+    let mut policy = SessionPolicy::new(s, Keep::Always);
+    let mut capped = Vec::new();
+    for _ in 0..200 {
+        if let Decision::Retry { after, .. } = policy.decide(&refused(), None) {
+            capped.push(after);
+        }
+    }
+    // Past the growth phase every delay is jittered around the cap...
+    let tail = &capped[20..];
+    for delay in tail {
+        assert_within(*delay, s.max_delay, s.jitter);
+    }
+    // ...and they differ: a fixed cap would line every session up again.
+    let spread = tail.iter().max().unwrap().as_secs_f64() - tail.iter().min().unwrap().as_secs_f64();
+    assert!(spread > 0.5, "delays at the cap spread only {spread}s");
+}
+
+#[test]
+fn auth_failure_parks_at_once() {
+    let mut policy = SessionPolicy::new(settings(), Keep::Always);
+    let report = LossReport::new(Cause::AuthFailed, "认证失败");
+    assert_eq!(policy.decide(&report, None), Decision::GiveUp { attempts: 1 });
+}
+
+#[test]
+fn stable_session_starts_a_fresh_burst() {
+    let s = settings();
+    let mut policy = SessionPolicy::new(s, Keep::Always);
+    for _ in 0..5 {
+        policy.decide(&refused(), None);
+    }
+    assert_eq!(policy.failures(), 5);
+    let reset = LossReport::new(Cause::Reset, "Connection reset by peer");
+    match policy.decide(&reset, Some(s.stable_after)) {
+        Decision::Retry { attempt, after } => {
+            assert_eq!(attempt, 1);
+            assert_within(after, s.initial_delay, s.jitter);
+        }
+        other => panic!("expected a retry, got {other:?}"),
+    }
+    assert_eq!(policy.failures(), 0);
+}
+
+#[test]
+fn short_lived_sessions_still_count_towards_giving_up() {
+    let s = settings();
+    let mut policy = SessionPolicy::new(s, Keep::Always);
+    let internal_error = LossReport::server_close(Some(1011), "internal error");
+    let mut last = None;
+    for _ in 0..s.max_attempts {
+        last = Some(policy.decide(&internal_error, Some(Duration::from_millis(50))));
+    }
+    assert_eq!(
+        last,
+        Some(Decision::GiveUp {
+            attempts: s.max_attempts
+        })
+    );
+}
+
+#[test]
+fn clean_close_of_a_ready_session_retries_at_the_first_step() {
+    let s = settings();
+    let mut policy = SessionPolicy::new(s, Keep::Always);
+    for _ in 0..4 {
+        policy.decide(&refused(), None);
+    }
+    let idle_close = LossReport::server_close(Some(1000), "");
+    match policy.decide(&idle_close, Some(Duration::from_secs(1))) {
+        Decision::Retry { after, .. } => assert_within(after, s.initial_delay, s.jitter),
+        other => panic!("expected a retry, got {other:?}"),
+    }
+}
+
+#[test]
+fn service_restart_backs_off() {
+    let s = settings();
+    let mut policy = SessionPolicy::new(s, Keep::Always);
+    let restart = LossReport::server_close(Some(1012), "service restart");
+    policy.decide(&restart, Some(Duration::from_secs(1)));
+    match policy.decide(&restart, Some(Duration::from_secs(1))) {
+        Decision::Retry { attempt, after } => {
+            assert_eq!(attempt, 3);
+            assert_within(after, s.initial_delay * 2, s.jitter);
+        }
+        other => panic!("expected a retry, got {other:?}"),
+    }
+}
+
+#[test]
+fn on_demand_stays_down_after_a_clean_close_only() {
+    let mut policy = SessionPolicy::new(settings(), Keep::OnDemand);
+    let idle_close = LossReport::server_close(Some(1000), "");
+    assert_eq!(
+        policy.decide(&idle_close, Some(Duration::from_secs(200))),
+        Decision::StayDown
+    );
+    let going_away = LossReport::server_close(Some(1001), "going away");
+    assert_eq!(
+        policy.decide(&going_away, Some(Duration::from_secs(1))),
+        Decision::StayDown
+    );
+    assert!(matches!(policy.decide(&refused(), None), Decision::Retry { .. }));
+}
+
+#[test]
+fn local_stop_never_restarts() {
+    let mut policy = SessionPolicy::new(settings(), Keep::Always);
+    let stop = LossReport::new(Cause::LocalStop, "disconnect");
+    assert_eq!(policy.decide(&stop, Some(Duration::from_secs(1))), Decision::StayDown);
+    assert_eq!(policy.failures(), 0);
+}
+
+#[test]
+fn zero_jitter_gives_exact_delays() {
+    let s = ReconnectSettings {
+        jitter: 0.0,
+        ..settings()
+    };
+    let mut policy = SessionPolicy::new(s, Keep::Always);
+    let delays: Vec<_> = (0..4)
+        .map(|_| match policy.decide(&refused(), None) {
+            Decision::Retry { after, .. } => after.as_millis(),
+            other => panic!("expected a retry, got {other:?}"),
+        })
+        .collect();
+    assert_eq!(delays, vec![500, 1000, 2000, 4000]);
+}

@@ -1,0 +1,152 @@
+//! The states of a session and the records the Monitor keeps of them.
+
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use crate::loss::{Cause, LossReport};
+use crate::traffic::TrafficSnapshot;
+
+/// Where a session is in its life (CONTRACT §3 names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SessionState {
+    /// Down on purpose; only a command (or `keep = "on_demand"` traffic) starts it.
+    Stopped,
+    /// TCP, TLS and the HTTP upgrade are under way.
+    Connecting,
+    /// Upgraded; our hello is sent and the server's is awaited.
+    Handshaking,
+    /// The server hello arrived; messages flow.
+    Ready,
+    /// Waiting to retry after a loss.
+    Backoff,
+    /// Gave up after too many attempts or an auth failure; see `last_close`.
+    Failed,
+    /// The OTA endpoint asks for activation.
+    Activating,
+}
+
+impl SessionState {
+    /// Every state, for metrics and status counts.
+    pub const ALL: [SessionState; 7] = [
+        SessionState::Stopped,
+        SessionState::Connecting,
+        SessionState::Handshaking,
+        SessionState::Ready,
+        SessionState::Backoff,
+        SessionState::Failed,
+        SessionState::Activating,
+    ];
+
+    /// The contract's name of this state.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionState::Stopped => "stopped",
+            SessionState::Connecting => "connecting",
+            SessionState::Handshaking => "handshaking",
+            SessionState::Ready => "ready",
+            SessionState::Backoff => "backoff",
+            SessionState::Failed => "failed",
+            SessionState::Activating => "activating",
+        }
+    }
+}
+
+impl fmt::Display for SessionState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One state change of one session, as the Supervisor reports it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StateUpdate {
+    /// Session name.
+    pub session: String,
+    /// The new state.
+    pub state: SessionState,
+    /// Consecutive failed attempts so far.
+    pub attempt: u32,
+    /// The session's `max_attempts`.
+    pub max_attempts: u32,
+    /// In `backoff`: how long until the next attempt.
+    pub retry_in: Option<Duration>,
+    /// The loss that led here, if any.
+    pub loss: Option<LossReport>,
+    /// In `ready`: the server's session id.
+    pub session_id: Option<String>,
+    /// When it happened.
+    pub at: SystemTime,
+}
+
+/// How the last connection of a session ended.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LastClose {
+    /// Why.
+    pub cause: Cause,
+    /// Close code, when there was one.
+    pub code: Option<u16>,
+    /// HTTP status of a refused upgrade.
+    pub status: Option<u16>,
+    /// Close reason or error text.
+    pub reason: String,
+    /// When.
+    pub at: SystemTime,
+}
+
+/// Running totals of one session since the daemon started.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SessionCounters {
+    /// Connections that reached `ready`.
+    pub connects: u64,
+    /// Losses by cause, in `Cause::ALL` order.
+    pub losses: [u64; Cause::ALL.len()],
+    /// Reconnect attempts scheduled.
+    pub reconnect_attempts: u64,
+    /// Times the session gave up (`failed`).
+    pub give_ups: u64,
+    /// Frames, bytes, pings and pongs.
+    pub traffic: TrafficSnapshot,
+    /// Text messages dropped from the queue (ttl or overflow).
+    pub dropped: u64,
+}
+
+impl SessionCounters {
+    /// Losses of one cause.
+    pub fn losses_of(&self, cause: Cause) -> u64 {
+        self.losses[cause_index(cause)]
+    }
+}
+
+/// Position of a cause in `Cause::ALL`.
+pub fn cause_index(cause: Cause) -> usize {
+    Cause::ALL.iter().position(|c| *c == cause).unwrap_or(0)
+}
+
+/// What `ctl session` shows of one session.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SessionSummary {
+    /// Session name.
+    pub name: String,
+    /// Current state.
+    pub state: SessionState,
+    /// The server's session id while ready.
+    pub session_id: Option<String>,
+    /// The URL it connects to.
+    pub url: String,
+    /// Consecutive failed attempts.
+    pub attempt: u32,
+    /// Attempts before giving up.
+    pub max_attempts: u32,
+    /// When the current state began.
+    pub since: SystemTime,
+    /// In `backoff`: time left until the next attempt.
+    pub next_retry_in: Option<Duration>,
+    /// How the last connection ended.
+    pub last_close: Option<LastClose>,
+    /// Last measured Ping round trip.
+    pub rtt: Option<Duration>,
+    /// Text messages waiting for `ready`.
+    pub queued: usize,
+    /// Totals since start.
+    pub counters: SessionCounters,
+}
