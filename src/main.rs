@@ -1,4 +1,47 @@
-//! wsvisor: keeps xiaozhi WebSocket sessions alive for local programs.
-#[allow(dead_code)]
+//! wsvisor: keeps xiaozhi WebSocket sessions alive and lends them to local
+//! programs. This file only dispatches the command line.
+#![deny(missing_docs)]
+
+mod cli;
 mod config;
-fn main() {}
+mod daemon;
+mod exit;
+mod logging;
+mod reload;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+
+fn main() {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Run { config } => match config::load(&config) {
+            Ok(config) => {
+                logging::init(config.daemon.log_level);
+                for warning in &config.warnings {
+                    log::warn!("{warning}");
+                }
+                daemon::run(config)
+            }
+            Err(err) => {
+                eprintln!("{err}");
+                exit::USAGE
+            }
+        },
+        Command::Check { config } => match config::load(&config) {
+            Ok(config) => {
+                for warning in &config.warnings {
+                    eprintln!("warning: {warning}");
+                }
+                println!("{}: ok, {} sessions", config.path.display(), config.sessions.len());
+                exit::OK
+            }
+            Err(err) => {
+                eprintln!("{err}");
+                exit::USAGE
+            }
+        },
+    };
+    std::process::exit(code);
+}

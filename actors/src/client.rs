@@ -10,6 +10,9 @@ const UNBOUNDED: Duration = Duration::from_secs(24 * 3600);
 /// no limit on concurrent sockets (awc's pool holds a permit for every
 /// open WebSocket, 100 by default), no redirects, no awc timeouts.
 pub fn websocket_client() -> awc::Client {
+    // awc builds its rustls config from the process default provider; with
+    // only `ring` compiled in, install it (a second install is a no-op).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let connector = awc::Connector::new()
         .max_http_version(awc::http::Version::HTTP_11)
         .limit(0)

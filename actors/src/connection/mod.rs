@@ -5,6 +5,7 @@
 //! the Supervisor hears of it, and a panic is reported like any loss.
 
 mod frames;
+mod sink;
 mod upgrade;
 
 use std::io;
@@ -20,6 +21,7 @@ use futures_util::stream::{SplitSink, StreamExt};
 use serde_json::{Map, Value};
 
 pub use self::frames::{close_reason, is_sendable_close_code, FrameAssembler, FrameError, Inbound};
+use self::sink::FlushThenClose;
 pub use self::upgrade::{upgrade, WsFramed, MAX_MESSAGE_BYTES};
 use crate::census::{self, Census};
 use crate::heartbeat::{Heartbeat, HeartbeatPeer};
@@ -36,7 +38,7 @@ use crate::wire::{self, ServerText};
 /// anyway; on a dead peer the flush would otherwise wait for TCP to give up.
 const CLOSE_FLUSH_GRACE: Duration = Duration::from_millis(500);
 
-type WsSink = SplitSink<WsFramed, Message>;
+type WsSink = FlushThenClose<SplitSink<WsFramed, Message>>;
 
 /// Where the Connection reports to.
 #[derive(Clone)]
@@ -150,7 +152,7 @@ impl Connection {
 
     fn on_upgraded(&mut self, framed: WsFramed, ctx: &mut Context<Self>) {
         let (sink, stream) = framed.split();
-        self.sink = Some(SinkWrite::new(sink, ctx));
+        self.sink = Some(SinkWrite::new(FlushThenClose(sink), ctx));
         ctx.add_stream(stream);
         let me = ctx.address();
         let peer = HeartbeatPeer {

@@ -5,8 +5,9 @@
 //! The rules:
 //! - `auth_failed` parks at once: retrying a refused token only storms the server;
 //! - a clean close (1000/1001) with `keep = "on_demand"` stays down;
-//! - a clean close of a session that had been ready retries at the first
-//!   backoff step: the server said goodbye, it did not fail;
+//! - a clean close of a session that had been ready is a success that
+//!   ended, not a failure: a fresh burst at the first backoff step (a server
+//!   idling sessions out every few seconds must not park them);
 //! - everything else (1011, 1012/1013, refusals, resets, timeouts) backs off
 //!   exponentially with jitter;
 //! - a session ready for `stable_after` starts a fresh burst;
@@ -59,8 +60,9 @@ impl SessionPolicy {
     /// Decide what follows a connection that ended with `report` after
     /// being ready for `ready_for` (None: it never reached ready).
     pub fn decide(&mut self, report: &LossReport, ready_for: Option<Duration>) -> Decision {
-        let was_stable = ready_for.is_some_and(|up| up >= self.settings.stable_after);
-        if was_stable {
+        let ended_well = ready_for.is_some_and(|up| up >= self.settings.stable_after)
+            || (ready_for.is_some() && report.is_clean_close());
+        if ended_well {
             self.reset();
         }
         if report.cause == Cause::LocalStop {
@@ -69,16 +71,13 @@ impl SessionPolicy {
         if report.is_clean_close() && self.keep == Keep::OnDemand {
             return Decision::StayDown;
         }
-        if !was_stable {
+        if !ended_well {
             self.failures += 1;
         }
         if report.cause == Cause::AuthFailed || self.failures >= self.settings.max_attempts {
             return Decision::GiveUp {
                 attempts: self.failures.max(1),
             };
-        }
-        if report.is_clean_close() && ready_for.is_some() {
-            self.schedule.restart();
         }
         Decision::Retry {
             attempt: self.failures + 1,

@@ -130,10 +130,31 @@ fn clean_close_of_a_ready_session_retries_at_the_first_step() {
         policy.decide(&refused(), None);
     }
     let idle_close = LossReport::server_close(Some(1000), "");
-    match policy.decide(&idle_close, Some(Duration::from_secs(1))) {
-        Decision::Retry { after, .. } => assert_within(after, s.initial_delay, s.jitter),
-        other => panic!("expected a retry, got {other:?}"),
+    for _ in 0..(s.max_attempts * 3) {
+        match policy.decide(&idle_close, Some(Duration::from_secs(1))) {
+            Decision::Retry { attempt, after } => {
+                assert_eq!(attempt, 1, "a clean close is not a failure");
+                assert_within(after, s.initial_delay, s.jitter);
+            }
+            other => panic!("expected a retry, got {other:?}"),
+        }
     }
+}
+
+#[test]
+fn clean_close_before_ready_is_a_failure() {
+    let s = settings();
+    let mut policy = SessionPolicy::new(s, Keep::Always);
+    let mut last = None;
+    for _ in 0..s.max_attempts {
+        last = Some(policy.decide(&LossReport::server_close(Some(1000), ""), None));
+    }
+    assert_eq!(
+        last,
+        Some(Decision::GiveUp {
+            attempts: s.max_attempts
+        })
+    );
 }
 
 #[test]

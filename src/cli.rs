@@ -1,0 +1,31 @@
+//! The command line of CONTRACT §1.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Keeps xiaozhi WebSocket sessions alive and lends them to local programs.
+#[derive(Debug, Parser)]
+#[command(name = "wsvisor", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon in the foreground (systemd runs it so).
+    Run {
+        /// The TOML configuration file.
+        #[arg(long, short, value_name = "PATH")]
+        config: PathBuf,
+    },
+    /// Validate a configuration file; exit 0, or 2 with `file:line:col: message`.
+    Check {
+        /// The TOML configuration file.
+        #[arg(long, short, value_name = "PATH")]
+        config: PathBuf,
+    },
+}

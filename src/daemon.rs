@@ -1,0 +1,141 @@
+//! `wsvisor run`: start the tree with the config's sessions, then live
+//! until a signal. SIGTERM/SIGINT close every session with 1000 and exit 0
+//! within the shutdown grace; SIGHUP reloads the config; with
+//! `on_give_up = "exit"`, the daemon exits 75 once every session failed.
+
+use std::time::Duration;
+
+use actix_rt::signal::unix::{signal, Signal, SignalKind};
+use wsvisor_actors::events::Event;
+use wsvisor_actors::messages::{AddSession, ListSessions, Shutdown, Subscribe};
+use wsvisor_actors::state::SessionState;
+use wsvisor_actors::{start_tree, Tree};
+
+use crate::config::{self, Config, OnGiveUp};
+use crate::{exit, reload};
+
+/// Time allowed for every session to send its Close 1000 and end; systemd
+/// and the contract give us 2 s in all, this leaves room for the rest.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
+
+/// Run the daemon until a signal; the process exit code.
+pub fn run(config: Config) -> i32 {
+    actix_rt::System::new().block_on(serve(config))
+}
+
+struct Signals {
+    terminate: Signal,
+    interrupt: Signal,
+    hangup: Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Self> {
+        Ok(Signals {
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+            hangup: signal(SignalKind::hangup())?,
+        })
+    }
+}
+
+async fn serve(mut config: Config) -> i32 {
+    // Handlers go in before any session starts, so no signal is missed.
+    let mut signals = match Signals::install() {
+        Ok(signals) => signals,
+        Err(err) => {
+            log::error!("cannot install signal handlers: {err}");
+            return exit::FAILURE;
+        }
+    };
+    let tree = start_tree();
+    let mut give_ups = tree
+        .monitor
+        .send(Subscribe {
+            sessions: None,
+            capacity: 1024,
+        })
+        .await
+        .ok();
+    for settings in &config.sessions {
+        let _ = tree.supervisor.send(AddSession(settings.clone())).await;
+    }
+    log::info!(
+        "started version={} config={} sessions={}",
+        env!("CARGO_PKG_VERSION"),
+        config.path.display(),
+        config.sessions.len()
+    );
+    let code = loop {
+        tokio::select! {
+            _ = signals.terminate.recv() => break stop(&tree, "SIGTERM").await,
+            _ = signals.interrupt.recv() => break stop(&tree, "SIGINT").await,
+            _ = signals.hangup.recv() => config = reload_from_disk(&tree, config).await,
+            event = next_event(&mut give_ups) => {
+                if config.daemon.on_give_up == OnGiveUp::Exit && event.is_some_and(|e| is_failure(&e)) && all_failed(&tree).await {
+                    log::error!("every session gave up and on_give_up = \"exit\"; exiting {}", exit::ALL_GAVE_UP);
+                    stop(&tree, "on_give_up").await;
+                    break exit::ALL_GAVE_UP;
+                }
+            }
+        }
+    };
+    code
+}
+
+async fn next_event(events: &mut Option<tokio::sync::mpsc::Receiver<Event>>) -> Option<Event> {
+    match events {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn is_failure(event: &Event) -> bool {
+    match event {
+        Event::State(update) => update.state == SessionState::Failed,
+        // Missed events may have held the last failure.
+        Event::Lagged { .. } => true,
+        _ => false,
+    }
+}
+
+async fn all_failed(tree: &Tree) -> bool {
+    let sessions = tree.monitor.send(ListSessions).await.unwrap_or_default();
+    !sessions.is_empty() && sessions.iter().all(|s| s.state == SessionState::Failed)
+}
+
+async fn stop(tree: &Tree, why: &str) -> i32 {
+    log::info!("stopping signal={why}");
+    match actix_rt::time::timeout(SHUTDOWN_GRACE, tree.supervisor.send(Shutdown)).await {
+        Ok(_) => log::info!("stopped"),
+        Err(_) => log::warn!(
+            "stopped with sessions still closing after {}ms",
+            SHUTDOWN_GRACE.as_millis()
+        ),
+    }
+    exit::OK
+}
+
+/// Re-read the config; on any error keep running with the old one.
+async fn reload_from_disk(tree: &Tree, current: Config) -> Config {
+    match config::load(&current.path) {
+        Ok(new) => {
+            for warning in &new.warnings {
+                log::warn!("{warning}");
+            }
+            let summary = reload::apply(tree, &current, &new).await;
+            log::info!(
+                "reloaded added={:?} removed={:?} changed={:?} unchanged={}",
+                summary.added,
+                summary.removed,
+                summary.changed,
+                summary.unchanged
+            );
+            new
+        }
+        Err(err) => {
+            log::error!("reload failed, keeping the running config: {err}");
+            current
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! Shared by the end-to-end tests: session settings with millisecond
+//! timings, and a watcher that waits for state events with bounded time.
+
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc::Receiver;
+use wsvisor_actors::events::Event;
+use wsvisor_actors::loss::LossReport;
+use wsvisor_actors::messages::Subscribe;
+use wsvisor_actors::settings::{Credential, Keep, LivenessSettings, QueueSettings, ReconnectSettings, SessionSettings};
+use wsvisor_actors::state::{SessionState, StateUpdate};
+use wsvisor_actors::wire::AudioParams;
+use wsvisor_actors::Tree;
+
+/// Heartbeat timings of the tests: silence is found within 400 ms.
+pub const PING_INTERVAL: Duration = Duration::from_millis(200);
+/// See `PING_INTERVAL`.
+pub const PING_TIMEOUT: Duration = Duration::from_millis(200);
+
+/// A session against `url` with test timings.
+pub fn settings(name: &str, url: &str) -> SessionSettings {
+    SessionSettings {
+        name: name.into(),
+        url: url.into(),
+        credential: Credential::Token("test-token".into()),
+        device_id: format!("dev-{name}"),
+        client_id: "6f1c0b8e-0000-4000-8000-000000000001".into(),
+        protocol_version: 1,
+        autostart: true,
+        audio_params: AudioParams::default(),
+        liveness: LivenessSettings {
+            ping_interval: PING_INTERVAL,
+            ping_timeout: PING_TIMEOUT,
+            app_ping_interval: None,
+        },
+        connect_timeout: Duration::from_secs(2),
+        hello_timeout: Duration::from_millis(300),
+        keep: Keep::Always,
+        queue: QueueSettings {
+            limit: 64,
+            ttl: Duration::from_secs(30),
+        },
+        reconnect: ReconnectSettings {
+            initial_delay: Duration::from_millis(20),
+            max_delay: Duration::from_millis(200),
+            multiplier: 2.0,
+            jitter: 0.5,
+            max_attempts: 5,
+            stable_after: Duration::from_secs(10),
+            revive_after: None,
+        },
+    }
+}
+
+/// State events of one session, as they arrive.
+pub struct Watcher {
+    rx: Receiver<Event>,
+    seen: Vec<StateUpdate>,
+}
+
+impl Watcher {
+    /// Subscribe to every event of the tree.
+    pub async fn subscribe(tree: &Tree) -> Watcher {
+        // RUST_LOG=debug shows the tree's own lines next to a failure.
+        let _ = env_logger::builder().is_test(true).try_init();
+        let rx = tree
+            .monitor
+            .send(Subscribe {
+                sessions: None,
+                capacity: 100_000,
+            })
+            .await
+            .unwrap();
+        Watcher { rx, seen: Vec::new() }
+    }
+
+    /// The next state event matching `pred`, with the instant it arrived.
+    pub async fn wait_for(&mut self, limit: Duration, pred: impl Fn(&StateUpdate) -> bool) -> (StateUpdate, Instant) {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match actix_rt::time::timeout(left, self.rx.recv()).await {
+                Ok(Some(Event::State(update))) => {
+                    let at = Instant::now();
+                    self.seen.push(update.clone());
+                    if pred(&update) {
+                        return (update, at);
+                    }
+                }
+                Ok(Some(Event::Lagged { skipped })) => panic!("watcher lagged by {skipped} events"),
+                Ok(Some(_)) => {}
+                Ok(None) => panic!("monitor went away"),
+                Err(_) => panic!("no matching state within {limit:?}; seen: {:#?}", self.history()),
+            }
+        }
+    }
+
+    /// Wait for `state`.
+    pub async fn wait_state(&mut self, state: SessionState, limit: Duration) -> (StateUpdate, Instant) {
+        self.wait_for(limit, |u| u.state == state).await
+    }
+
+    /// Wait for the next state event that carries a loss.
+    pub async fn wait_loss(&mut self, limit: Duration) -> (LossReport, StateUpdate, Instant) {
+        let (update, at) = self.wait_for(limit, |u| u.loss.is_some()).await;
+        (update.loss.clone().unwrap(), update, at)
+    }
+
+    /// Any event (state or not) within `limit`, else None.
+    pub async fn next_event(&mut self, limit: Duration) -> Option<Event> {
+        actix_rt::time::timeout(limit, self.rx.recv()).await.ok().flatten()
+    }
+
+    /// Assert that no state event arrives within `quiet`.
+    pub async fn assert_no_state_change(&mut self, quiet: Duration) {
+        let deadline = Instant::now() + quiet;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match actix_rt::time::timeout(left, self.rx.recv()).await {
+                Ok(Some(Event::State(update))) => panic!("unexpected state change: {update:#?}"),
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => return,
+            }
+        }
+    }
+
+    /// States seen so far, compactly.
+    pub fn history(&self) -> Vec<String> {
+        self.seen
+            .iter()
+            .map(|u| match &u.loss {
+                Some(loss) => format!(
+                    "{} ({} {:?} {:?} {})",
+                    u.state, loss.cause, loss.code, loss.status, loss.reason
+                ),
+                None => u.state.to_string(),
+            })
+            .collect()
+    }
+}
+
+/// Open file descriptors of this process.
+pub fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map(|dir| dir.count()).unwrap_or(0)
+}
