@@ -34,7 +34,7 @@ fn main() {
                 for warning in &config.warnings {
                     eprintln!("warning: {warning}");
                 }
-                println!("{}: ok, {} sessions", config.path.display(), config.sessions.len());
+                println!("{}: ok, sessions={}", config.path.display(), config.sessions.len());
                 exit::OK
             }
             Err(err) => {

@@ -354,3 +354,17 @@ pub struct Subscribe {
     /// Events buffered before the subscriber counts as lagging.
     pub capacity: usize,
 }
+
+// ─────────────────────── test-only faults ───────────────────────
+
+/// Make the session's live connection panic (tests of panic containment).
+#[cfg(feature = "fault-injection")]
+#[derive(Message)]
+#[rtype(result = "Result<(), CommandError>")]
+pub struct PanicConnection(pub String);
+
+/// Panic inside the handler.
+#[cfg(feature = "fault-injection")]
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct InjectPanic;

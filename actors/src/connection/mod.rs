@@ -464,6 +464,15 @@ impl Handler<WriteBinary> for Connection {
     }
 }
 
+#[cfg(feature = "fault-injection")]
+impl Handler<crate::messages::InjectPanic> for Connection {
+    type Result = ();
+
+    fn handle(&mut self, _: crate::messages::InjectPanic, _: &mut Context<Self>) {
+        panic!("session={} injected panic (fault-injection)", self.name());
+    }
+}
+
 fn io_loss(err: &io::Error) -> LossReport {
     match err.kind() {
         io::ErrorKind::UnexpectedEof => {

@@ -640,3 +640,22 @@ impl Handler<ConnectionEnded> for Supervisor {
         self.finish_shutdown_if_done();
     }
 }
+
+#[cfg(feature = "fault-injection")]
+impl Handler<PanicConnection> for Supervisor {
+    type Result = Result<(), CommandError>;
+
+    fn handle(&mut self, msg: PanicConnection, _: &mut Context<Self>) -> Self::Result {
+        match self.slots.get(&msg.0) {
+            Some(Slot {
+                run: Run::Live { conn, .. },
+                ..
+            }) => {
+                conn.do_send(InjectPanic);
+                Ok(())
+            }
+            Some(_) => Err(CommandError::NotReady(msg.0)),
+            None => Err(CommandError::NotFound(msg.0)),
+        }
+    }
+}
