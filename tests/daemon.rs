@@ -267,3 +267,24 @@ fn bad_usage_exits_2() {
     let output = wsvisor(&["run"]).output().unwrap();
     assert_eq!(output.status.code(), Some(2));
 }
+
+#[test]
+fn every_session_gave_up_with_on_give_up_exit_exits_75() {
+    let server = Server::start(ServerOptions {
+        mode: Mode::RefuseUpgrade(401),
+        ..Default::default()
+    })
+    .unwrap();
+    let scratch = Scratch::new("giveup");
+    let text = format!(
+        "[daemon]\non_give_up = \"exit\"\n{}",
+        config_toml(&[("a", &server.url()), ("b", &server.url())])
+    );
+    let config = scratch.write("config.toml", &text);
+    let mut child = wsvisor(&["run", "--config", config.to_str().unwrap()])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let status = wait_with_timeout(&mut child, Duration::from_secs(5)).expect("did not exit");
+    assert_eq!(status.code(), Some(75));
+}

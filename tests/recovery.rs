@@ -372,3 +372,128 @@ async fn server_down_exactly_max_attempts_with_jittered_delays_then_failed() {
     assert_eq!(attempts, policy.max_attempts);
     watcher.assert_no_state_change(Duration::from_millis(300)).await;
 }
+
+#[actix_rt::test]
+async fn app_ping_keeps_an_idle_closing_server_from_closing() {
+    let server = Server::start(ServerOptions {
+        idle_close: Some(Duration::from_millis(300)),
+        ..Default::default()
+    })
+    .unwrap();
+    let mut session = settings("kitchen", &server.url());
+    session.liveness.app_ping_interval = Some(Duration::from_millis(100));
+    let (_tree, mut watcher) = start(session).await;
+    watcher.wait_state(SessionState::Ready, SHORT).await;
+    watcher.assert_no_state_change(Duration::from_millis(1000)).await;
+    let pings = server
+        .received_texts()
+        .iter()
+        .filter(|t| t.text.contains(r#""type":"ping""#))
+        .count();
+    assert!(pings >= 8, "only {pings} application pings in 1 s");
+}
+
+#[actix_rt::test]
+async fn websocket_pings_alone_do_not_keep_an_idle_closing_server_open() {
+    // The reason app_ping_interval exists: xiaozhi-esp32-server ignores WebSocket Pings.
+    let server = Server::start(ServerOptions {
+        idle_close: Some(Duration::from_millis(300)),
+        ..Default::default()
+    })
+    .unwrap();
+    let mut session = settings("kitchen", &server.url());
+    session.liveness.ping_interval = Duration::from_millis(50);
+    let (_tree, mut watcher) = start(session).await;
+    watcher.wait_state(SessionState::Ready, SHORT).await;
+    let (loss, _, _) = watcher.wait_loss(SHORT).await;
+    assert_eq!((loss.cause, loss.code), (Cause::ServerClose, Some(1000)));
+    assert!(
+        server.client_pings() >= 3,
+        "the heartbeat sent {} pings",
+        server.client_pings()
+    );
+}
+
+#[actix_rt::test]
+async fn a_failed_session_revives_after_revive_after() {
+    let server = Server::start(ServerOptions {
+        mode: Mode::RefuseUpgrade(401),
+        ..Default::default()
+    })
+    .unwrap();
+    let mut session = settings("kitchen", &server.url());
+    session.reconnect.revive_after = Some(Duration::from_millis(300));
+    let (_tree, mut watcher) = start(session).await;
+    let (_, failed_at) = watcher.wait_state(SessionState::Failed, SHORT).await;
+    server.set_mode(Mode::Normal);
+    let (_, connecting_at) = watcher.wait_state(SessionState::Connecting, SHORT).await;
+    let waited = connecting_at.duration_since(failed_at);
+    assert!(waited >= Duration::from_millis(290), "revived after {waited:?}");
+    watcher.wait_state(SessionState::Ready, SHORT).await;
+}
+
+#[actix_rt::test]
+async fn on_demand_stays_down_after_a_clean_close_until_something_is_sent() {
+    let server = server();
+    let mut session = settings("kitchen", &server.url());
+    session.keep = wsvisor_actors::settings::Keep::OnDemand;
+    let (tree, mut watcher) = start(session).await;
+    watcher.wait_state(SessionState::Ready, SHORT).await;
+    server.inject(Fault::Close(1000, String::new()));
+    let (loss, update, _) = watcher.wait_loss(SHORT).await;
+    assert_eq!((loss.cause, update.state), (Cause::ServerClose, SessionState::Stopped));
+    watcher.assert_no_state_change(Duration::from_millis(200)).await;
+    assert_eq!(server.accepted(), 1);
+
+    let mut message = serde_json::Map::new();
+    message.insert("type".into(), "listen".into());
+    message.insert("state".into(), "detect".into());
+    message.insert("text".into(), "wake up".into());
+    let outcome = tree
+        .supervisor
+        .send(SendText {
+            session: "kitchen".into(),
+            message,
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(outcome, wsvisor_actors::messages::SendOutcome::Queued { position: 1 });
+    let (ready, _) = watcher.wait_state(SessionState::Ready, SHORT).await;
+    let deadline = Instant::now() + SHORT;
+    while !server.received_texts().iter().any(|t| t.text.contains("wake up")) {
+        assert!(Instant::now() < deadline, "the queued message never arrived");
+        actix_rt::time::sleep(Duration::from_millis(10)).await;
+    }
+    let texts = server.received_texts();
+    let woke = texts.iter().find(|t| t.text.contains("wake up")).unwrap();
+    assert_eq!(
+        woke.session_id, ready.session_id,
+        "sent on the new connection with its session_id"
+    );
+}
+
+#[actix_rt::test]
+async fn silence_right_after_a_pong_is_found_within_interval_plus_timeout() {
+    let server = server();
+    let mut session = settings("kitchen", &server.url());
+    session.liveness.ping_interval = Duration::from_millis(100);
+    session.liveness.ping_timeout = Duration::from_millis(300);
+    let (_tree, mut watcher) = start(session).await;
+    watcher.wait_state(SessionState::Ready, SHORT).await;
+    // Let a Ping/Pong round pass, so a Pong is the last frame before the silence.
+    let deadline = Instant::now() + SHORT;
+    while server.client_pings() < 1 {
+        assert!(Instant::now() < deadline, "no heartbeat Ping");
+        actix_rt::time::sleep(Duration::from_millis(5)).await;
+    }
+    actix_rt::time::sleep(Duration::from_millis(5)).await;
+    let injected = server.inject(Fault::Silence);
+    let (loss, _, at) = watcher.wait_loss(SHORT).await;
+    assert_eq!(loss.cause, Cause::PingTimeout);
+    let took = at.duration_since(injected);
+    assert!(
+        took < Duration::from_millis(100 + 300 + 100),
+        "silence found after {took:?}"
+    );
+}

@@ -3,7 +3,9 @@
 //! dead when nothing at all arrived within `ping_timeout` after that Ping.
 //!
 //! Inbound frames only stamp `last_life`; the one pending timer is moved
-//! lazily when it fires, so a busy audio stream costs no timer churn.
+//! lazily when it fires, so a busy audio stream costs no timer churn. Only
+//! the first sign of life after a Ping re-arms it, so the next Ping comes
+//! `ping_interval` after that life rather than `ping_timeout` after the Ping.
 
 use std::time::{Duration, Instant};
 
@@ -29,6 +31,7 @@ pub struct Heartbeat {
     ping_timeout: Duration,
     last_life: Instant,
     ping_sent_at: Option<Instant>,
+    timer: Option<SpawnHandle>,
     stopped_on_request: bool,
     _census: Census,
 }
@@ -42,13 +45,17 @@ impl Heartbeat {
             ping_timeout,
             last_life: Instant::now(),
             ping_sent_at: None,
+            timer: None,
             stopped_on_request: false,
             _census: Census::enter(&census::HEARTBEATS),
         }
     }
 
-    fn wake_at(&self, at: Instant, ctx: &mut Context<Self>) {
-        ctx.run_later(at.saturating_duration_since(Instant::now()), |act, ctx| act.check(ctx));
+    fn wake_at(&mut self, at: Instant, ctx: &mut Context<Self>) {
+        if let Some(timer) = self.timer.take() {
+            ctx.cancel_future(timer);
+        }
+        self.timer = Some(ctx.run_later(at.saturating_duration_since(Instant::now()), |act, ctx| act.check(ctx)));
     }
 
     fn check(&mut self, ctx: &mut Context<Self>) {
@@ -90,9 +97,11 @@ impl Actor for Heartbeat {
 impl Handler<FrameArrived> for Heartbeat {
     type Result = ();
 
-    fn handle(&mut self, _: FrameArrived, _: &mut Context<Self>) {
+    fn handle(&mut self, _: FrameArrived, ctx: &mut Context<Self>) {
         self.last_life = Instant::now();
-        self.ping_sent_at = None;
+        if self.ping_sent_at.take().is_some() {
+            self.wake_at(self.last_life + self.ping_interval, ctx);
+        }
     }
 }
 
