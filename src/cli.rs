@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::ctl::CtlArgs;
+
 /// Keeps xiaozhi WebSocket sessions alive and lends them to local programs.
 #[derive(Debug, Parser)]
 #[command(name = "wsvisor", version, about, propagate_version = true)]
@@ -28,4 +30,6 @@ pub enum Command {
         #[arg(long, short, value_name = "PATH")]
         config: PathBuf,
     },
+    /// Talk to a running daemon through its control socket.
+    Ctl(CtlArgs),
 }

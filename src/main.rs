@@ -4,6 +4,8 @@
 
 mod cli;
 mod config;
+mod control;
+mod ctl;
 mod daemon;
 mod exit;
 mod logging;
@@ -42,6 +44,7 @@ fn main() {
                 exit::USAGE
             }
         },
+        Command::Ctl(args) => ctl::run(args),
     };
     std::process::exit(code);
 }

@@ -1,0 +1,3 @@
+//! The control socket (CONTRACT §3).
+
+pub mod protocol;
