@@ -3,7 +3,8 @@
 //! within the shutdown grace; SIGHUP reloads the config; with
 //! `on_give_up = "exit"`, the daemon exits 75 once every session failed.
 
-use std::time::Duration;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use actix_rt::signal::unix::{signal, Signal, SignalKind};
 use wsvisor_actors::events::Event;
@@ -11,8 +12,10 @@ use wsvisor_actors::messages::{AddSession, ListSessions, Shutdown, Subscribe};
 use wsvisor_actors::state::SessionState;
 use wsvisor_actors::{start_tree, Tree};
 
-use crate::config::{self, Config, OnGiveUp};
-use crate::{exit, reload};
+use crate::config::{Config, OnGiveUp};
+use crate::control::{self, ControlOptions, DaemonHandle};
+use crate::exit;
+use crate::reload::Reloader;
 
 /// Time allowed for every session to send its Close 1000 and end; systemd
 /// and the contract give us 2 s in all, this leaves room for the rest.
@@ -39,7 +42,7 @@ impl Signals {
     }
 }
 
-async fn serve(mut config: Config) -> i32 {
+async fn serve(config: Config) -> i32 {
     // Handlers go in before any session starts, so no signal is missed.
     let mut signals = match Signals::install() {
         Ok(signals) => signals,
@@ -49,6 +52,19 @@ async fn serve(mut config: Config) -> i32 {
         }
     };
     let tree = start_tree();
+    let daemon = Rc::new(DaemonHandle {
+        tree: tree.clone(),
+        reloader: Rc::new(Reloader::new(tree.clone(), config.clone())),
+        started: Instant::now(),
+    });
+    // The socket comes first: if another daemon holds it, start nothing.
+    let _socket = match control::start(&config.daemon, daemon.clone(), ControlOptions::default()).await {
+        Ok(socket) => socket,
+        Err(err) => {
+            log::error!("{err}");
+            return exit::FAILURE;
+        }
+    };
     let mut give_ups = tree
         .monitor
         .send(Subscribe {
@@ -66,21 +82,23 @@ async fn serve(mut config: Config) -> i32 {
         config.path.display(),
         config.sessions.len()
     );
-    let code = loop {
+    loop {
         tokio::select! {
             _ = signals.terminate.recv() => break stop(&tree, "SIGTERM").await,
             _ = signals.interrupt.recv() => break stop(&tree, "SIGINT").await,
-            _ = signals.hangup.recv() => config = reload_from_disk(&tree, config).await,
+            _ = signals.hangup.recv() => {
+                let _ = daemon.reloader.reload().await;
+            }
             event = next_event(&mut give_ups) => {
-                if config.daemon.on_give_up == OnGiveUp::Exit && event.is_some_and(|e| is_failure(&e)) && all_failed(&tree).await {
+                let gave_up = event.is_some_and(|e| is_failure(&e));
+                if config.daemon.on_give_up == OnGiveUp::Exit && gave_up && all_failed(&tree).await {
                     log::error!("every session gave up and on_give_up = \"exit\"; exiting {}", exit::ALL_GAVE_UP);
                     stop(&tree, "on_give_up").await;
                     break exit::ALL_GAVE_UP;
                 }
             }
         }
-    };
-    code
+    }
 }
 
 async fn next_event(events: &mut Option<tokio::sync::mpsc::Receiver<Event>>) -> Option<Event> {
@@ -114,28 +132,4 @@ async fn stop(tree: &Tree, why: &str) -> i32 {
         ),
     }
     exit::OK
-}
-
-/// Re-read the config; on any error keep running with the old one.
-async fn reload_from_disk(tree: &Tree, current: Config) -> Config {
-    match config::load(&current.path) {
-        Ok(new) => {
-            for warning in &new.warnings {
-                log::warn!("{warning}");
-            }
-            let summary = reload::apply(tree, &current, &new).await;
-            log::info!(
-                "reloaded added={:?} removed={:?} changed={:?} unchanged={}",
-                summary.added,
-                summary.removed,
-                summary.changed,
-                summary.unchanged
-            );
-            new
-        }
-        Err(err) => {
-            log::error!("reload failed, keeping the running config: {err}");
-            current
-        }
-    }
 }

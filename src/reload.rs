@@ -1,12 +1,16 @@
 //! Applying a new config to a running tree: sessions are added, removed
 //! and replaced; an unchanged session keeps its connection and session_id.
+//! SIGHUP and the control socket's `reload` share one `Reloader`, so two
+//! reloads never interleave.
 
 use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 
+use tokio::sync::Mutex;
 use wsvisor_actors::messages::{AddSession, RemoveSession, ReplaceSession};
 use wsvisor_actors::Tree;
 
-use crate::config::Config;
+use crate::config::{self, Config, ConfigError};
 
 /// What a reload changed, for the log and the caller.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -21,8 +25,50 @@ pub struct ReloadSummary {
     pub unchanged: usize,
 }
 
+/// Owns the running config and applies new ones to the tree.
+pub struct Reloader {
+    tree: Tree,
+    path: PathBuf,
+    current: Mutex<Config>,
+}
+
+impl Reloader {
+    /// A reloader for a tree started with `config`.
+    pub fn new(tree: Tree, config: Config) -> Self {
+        Reloader {
+            tree,
+            path: config.path.clone(),
+            current: Mutex::new(config),
+        }
+    }
+
+    /// The config file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Re-read the file and apply it; on any error nothing changes.
+    pub async fn reload(&self) -> Result<ReloadSummary, ConfigError> {
+        let mut current = self.current.lock().await;
+        let new = config::load(&self.path).inspect_err(|err| log::error!("reload failed, nothing changed: {err}"))?;
+        for warning in &new.warnings {
+            log::warn!("{warning}");
+        }
+        let summary = apply(&self.tree, &current, &new).await;
+        log::info!(
+            "reloaded added={:?} removed={:?} changed={:?} unchanged={}",
+            summary.added,
+            summary.removed,
+            summary.changed,
+            summary.unchanged
+        );
+        *current = new;
+        Ok(summary)
+    }
+}
+
 /// Bring the tree from `old` to `new`.
-pub async fn apply(tree: &Tree, old: &Config, new: &Config) -> ReloadSummary {
+async fn apply(tree: &Tree, old: &Config, new: &Config) -> ReloadSummary {
     let mut summary = ReloadSummary::default();
     let new_names: HashSet<&str> = new.sessions.iter().map(|s| s.name.as_str()).collect();
     for gone in old.sessions.iter().filter(|s| !new_names.contains(s.name.as_str())) {

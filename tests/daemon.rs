@@ -1,89 +1,16 @@
 //! The real `wsvisor` binary: clean stop on SIGTERM, `check` exit codes,
 //! journald-style log lines, and no token in any line.
 
-use std::io::Read;
+mod support;
+
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::path::Path;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use support::process::{config_toml, read_all, signal, wait_with_timeout, wsvisor, Daemon, Scratch, TOKEN};
+
 use wsvisor_loopback::{EventKind, Mode, Server, ServerOptions};
-
-const TOKEN: &str = "s3cr3t-token-never-logged";
-
-/// A scratch directory removed at the end of the test.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("wsvisor-test-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::write(&path, text).unwrap();
-        path
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn session_toml(name: &str, url: &str) -> String {
-    format!(
-        "[[session]]\nname = \"{name}\"\nurl = \"{url}\"\ntoken = \"{TOKEN}\"\ndevice_id = \"dev-{name}\"\n\
-         client_id = \"6f1c0b8e-0000-4000-8000-000000000001\"\n"
-    )
-}
-
-fn config_toml(sessions: &[(&str, &str)]) -> String {
-    let mut text = String::from(
-        "[defaults]\nhello_timeout = \"1s\"\n[defaults.reconnect]\ninitial_delay = \"20ms\"\nmax_delay = \"100ms\"\n\
-         max_attempts = 1000\n",
-    );
-    for (name, url) in sessions {
-        text.push_str(&session_toml(name, url));
-    }
-    text
-}
-
-fn wsvisor(args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_wsvisor"));
-    command.args(args).env_remove("RUST_LOG").env_remove("JOURNAL_STREAM");
-    command
-}
-
-fn wait_with_timeout(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if let Some(status) = child.try_wait().unwrap() {
-            return Some(status);
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let _ = child.kill();
-    None
-}
-
-fn signal(child: &Child, name: &str) {
-    let status = Command::new("kill")
-        .args([&format!("-{name}"), &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
-fn read_all(path: &Path) -> String {
-    let mut text = String::new();
-    std::fs::File::open(path).unwrap().read_to_string(&mut text).unwrap();
-    text
-}
 
 #[test]
 fn sigterm_closes_every_session_with_1000_and_exits_0_within_2s() {
@@ -97,13 +24,12 @@ fn sigterm_closes_every_session_with_1000_and_exits_0_within_2s() {
     let scratch = Scratch::new("sigterm");
     let config = scratch.write(
         "config.toml",
-        &config_toml(&[("kitchen", &ready.url()), ("attic", &refusing.url())]),
+        &config_toml(&scratch, "", &[("kitchen", &ready.url()), ("attic", &refusing.url())]),
     );
     let log = scratch.0.join("stderr.log");
-    let mut child = wsvisor(&["run", "--config", config.to_str().unwrap()])
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+    let mut child = Daemon::spawn(
+        wsvisor(&["run", "--config", config.to_str().unwrap()]).stderr(std::fs::File::create(&log).unwrap()),
+    );
     assert!(
         ready.wait_for_hellos(1, Duration::from_secs(5)),
         "the session never became ready"
@@ -144,11 +70,8 @@ fn sigterm_closes_every_session_with_1000_and_exits_0_within_2s() {
 fn sigint_stops_too() {
     let server = Server::start(ServerOptions::default()).unwrap();
     let scratch = Scratch::new("sigint");
-    let config = scratch.write("config.toml", &config_toml(&[("kitchen", &server.url())]));
-    let mut child = wsvisor(&["run", "--config", config.to_str().unwrap()])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let config = scratch.write("config.toml", &config_toml(&scratch, "", &[("kitchen", &server.url())]));
+    let mut child = Daemon::spawn(wsvisor(&["run", "--config", config.to_str().unwrap()]).stderr(Stdio::null()));
     assert!(server.wait_for_hellos(1, Duration::from_secs(5)));
     signal(&child, "INT");
     let status = wait_with_timeout(&mut child, Duration::from_secs(2)).expect("did not exit within 2 s");
@@ -163,15 +86,15 @@ fn journald_lines_have_priorities_and_no_timestamps() {
     })
     .unwrap();
     let scratch = Scratch::new("journal");
-    let config = scratch.write("config.toml", &config_toml(&[("kitchen", &server.url())]));
+    let config = scratch.write("config.toml", &config_toml(&scratch, "", &[("kitchen", &server.url())]));
     let log = scratch.0.join("journal.log");
     let stderr = std::fs::File::create(&log).unwrap();
     let meta = stderr.metadata().unwrap();
-    let mut child = wsvisor(&["run", "--config", config.to_str().unwrap()])
-        .env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()))
-        .stderr(stderr)
-        .spawn()
-        .unwrap();
+    let mut child = Daemon::spawn(
+        wsvisor(&["run", "--config", config.to_str().unwrap()])
+            .env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()))
+            .stderr(stderr),
+    );
     assert!(server.wait_until(Duration::from_secs(5), |s| s.accepted() >= 1));
     let deadline = Instant::now() + Duration::from_secs(5);
     while !read_all(&log).contains("gave up") {
@@ -206,12 +129,11 @@ fn journald_lines_have_priorities_and_no_timestamps() {
 #[test]
 fn terminal_lines_have_timestamps() {
     let scratch = Scratch::new("terminal");
-    let config = scratch.write("config.toml", "");
+    let config = scratch.write("config.toml", &config_toml(&scratch, "", &[]));
     let log = scratch.0.join("stderr.log");
-    let mut child = wsvisor(&["run", "--config", config.to_str().unwrap()])
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+    let mut child = Daemon::spawn(
+        wsvisor(&["run", "--config", config.to_str().unwrap()]).stderr(std::fs::File::create(&log).unwrap()),
+    );
     let deadline = Instant::now() + Duration::from_secs(5);
     while !read_all(&log).contains("started") {
         assert!(Instant::now() < deadline, "no start line");
@@ -276,15 +198,13 @@ fn every_session_gave_up_with_on_give_up_exit_exits_75() {
     })
     .unwrap();
     let scratch = Scratch::new("giveup");
-    let text = format!(
-        "[daemon]\non_give_up = \"exit\"\n{}",
-        config_toml(&[("a", &server.url()), ("b", &server.url())])
+    let text = config_toml(
+        &scratch,
+        "on_give_up = \"exit\"",
+        &[("a", &server.url()), ("b", &server.url())],
     );
     let config = scratch.write("config.toml", &text);
-    let mut child = wsvisor(&["run", "--config", config.to_str().unwrap()])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = Daemon::spawn(wsvisor(&["run", "--config", config.to_str().unwrap()]).stderr(Stdio::null()));
     let status = wait_with_timeout(&mut child, Duration::from_secs(5)).expect("did not exit");
     assert_eq!(status.code(), Some(75));
 }

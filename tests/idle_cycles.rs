@@ -6,6 +6,7 @@ mod support;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use support::process::Daemon;
 use support::{settings, Watcher};
 use wsvisor_actors::census;
 use wsvisor_actors::messages::AddSession;
@@ -34,18 +35,19 @@ fn a_thousand_idle_closes_all_recover_without_leaking_descriptors() {
     std::fs::write(
         &config,
         format!(
-            "[defaults.reconnect]\ninitial_delay = \"2ms\"\nmax_delay = \"20ms\"\n\
+            "[daemon]\ncontrol_socket = \"{}\"\n[defaults.reconnect]\ninitial_delay = \"2ms\"\nmax_delay = \"20ms\"\n\
              [[session]]\nname = \"kitchen\"\nurl = \"{}\"\ntoken = \"t\"\ndevice_id = \"d\"\nclient_id = \"c\"\n",
+            dir.join("control.sock").display(),
             server.url()
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wsvisor"))
-        .args(["run", "--config", config.to_str().unwrap()])
-        .env("RUST_LOG", "warn")
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = Daemon::spawn(
+        Command::new(env!("CARGO_BIN_EXE_wsvisor"))
+            .args(["run", "--config", config.to_str().unwrap()])
+            .env("RUST_LOG", "warn")
+            .stderr(Stdio::null()),
+    );
 
     assert!(
         server.wait_for_hellos(WARM_UP, Duration::from_secs(10)),

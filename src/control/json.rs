@@ -54,8 +54,10 @@ pub fn summary_with_counters(s: &SessionSummary) -> Value {
 }
 
 fn counters(c: &SessionCounters) -> Value {
-    let losses: Map<String, Value> =
-        Cause::ALL.iter().map(|cause| (cause.as_str().to_owned(), json!(c.losses_of(*cause)))).collect();
+    let losses: Map<String, Value> = Cause::ALL
+        .iter()
+        .map(|cause| (cause.as_str().to_owned(), json!(c.losses_of(*cause))))
+        .collect();
     json!({
         "connects": c.connects,
         "losses": losses,

@@ -59,7 +59,10 @@ pub struct ControlError {
 impl ControlError {
     /// An error with this code and message.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ControlError { code, message: message.into() }
+        ControlError {
+            code,
+            message: message.into(),
+        }
     }
 
     fn bad(message: impl Into<String>) -> Self {
@@ -134,9 +137,14 @@ pub struct Request {
 /// Parse one request line (without its newline). On error, the id is
 /// returned when it could be read, so the response still carries it.
 pub fn parse_request(line: &[u8]) -> Result<Request, (Value, ControlError)> {
-    let text = std::str::from_utf8(line)
-        .map_err(|e| (Value::Null, ControlError::bad(format!("request is not valid UTF-8 (byte {})", e.valid_up_to()))))?;
-    let value: Value = serde_json::from_str(text).map_err(|e| (Value::Null, ControlError::bad(format!("invalid JSON: {e}"))))?;
+    let text = std::str::from_utf8(line).map_err(|e| {
+        (
+            Value::Null,
+            ControlError::bad(format!("request is not valid UTF-8 (byte {})", e.valid_up_to())),
+        )
+    })?;
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| (Value::Null, ControlError::bad(format!("invalid JSON: {e}"))))?;
     let Value::Object(mut fields) = value else {
         return Err((Value::Null, ControlError::bad("a request must be a JSON object")));
     };
@@ -148,7 +156,12 @@ pub fn parse_request(line: &[u8]) -> Result<Request, (Value, ControlError)> {
 fn parse_command(mut fields: Map<String, Value>) -> Result<Command, ControlError> {
     let cmd = match fields.remove("cmd") {
         Some(Value::String(cmd)) => cmd,
-        Some(other) => return Err(ControlError::bad(format!("`cmd` must be a string, not {}", kind(&other)))),
+        Some(other) => {
+            return Err(ControlError::bad(format!(
+                "`cmd` must be a string, not {}",
+                kind(&other)
+            )))
+        }
         None => return Err(ControlError::bad("missing `cmd`")),
     };
     let mut args = Args { cmd: &cmd, fields };
@@ -166,7 +179,12 @@ fn parse_command(mut fields: Map<String, Value>) -> Result<Command, ControlError
             let session = args.session()?;
             match args.take("message") {
                 Some(Value::Object(message)) => Command::Send { session, message },
-                Some(other) => return Err(ControlError::bad(format!("`message` must be a JSON object, not {}", kind(&other)))),
+                Some(other) => {
+                    return Err(ControlError::bad(format!(
+                        "`message` must be a JSON object, not {}",
+                        kind(&other)
+                    )))
+                }
                 None => return Err(ControlError::bad("`send` needs `message`")),
             }
         }
@@ -176,17 +194,26 @@ fn parse_command(mut fields: Map<String, Value>) -> Result<Command, ControlError
                 Some("start") => ListenState::Start,
                 Some("stop") => ListenState::Stop,
                 Some("detect") => ListenState::Detect,
-                Some(other) => return Err(ControlError::bad(format!("`state` must be start, stop or detect, not {other:?}"))),
+                Some(other) => {
+                    return Err(ControlError::bad(format!(
+                        "`state` must be start, stop or detect, not {other:?}"
+                    )))
+                }
                 None => return Err(ControlError::bad("`listen` needs `state`")),
             };
             let mode = args.string("mode")?;
             if let Some(mode) = &mode {
                 if !["auto", "manual", "realtime"].contains(&mode.as_str()) {
-                    return Err(ControlError::bad(format!("`mode` must be auto, manual or realtime, not {mode:?}")));
+                    return Err(ControlError::bad(format!(
+                        "`mode` must be auto, manual or realtime, not {mode:?}"
+                    )));
                 }
             }
             let text = args.string("text")?;
-            Command::Send { session, message: listen_message(state, mode, text) }
+            Command::Send {
+                session,
+                message: listen_message(state, mode, text),
+            }
         }
         "abort" => {
             let session = args.session()?;
@@ -199,7 +226,9 @@ fn parse_command(mut fields: Map<String, Value>) -> Result<Command, ControlError
         }
         "audio" => {
             let session = args.session()?;
-            let data = args.string("data")?.ok_or_else(|| ControlError::bad("`audio` needs `data` (base64)"))?;
+            let data = args
+                .string("data")?
+                .ok_or_else(|| ControlError::bad("`audio` needs `data` (base64)"))?;
             let data = base64::engine::general_purpose::STANDARD
                 .decode(data.as_bytes())
                 .map_err(|e| ControlError::bad(format!("`data` is not base64: {e}")))?;
@@ -213,20 +242,38 @@ fn parse_command(mut fields: Map<String, Value>) -> Result<Command, ControlError
                         .into_iter()
                         .map(|n| match n {
                             Value::String(name) => Ok(name),
-                            other => Err(ControlError::bad(format!("`sessions` must list names, found {}", kind(&other)))),
+                            other => Err(ControlError::bad(format!(
+                                "`sessions` must list names, found {}",
+                                kind(&other)
+                            ))),
                         })
                         .collect::<Result<Vec<_>, _>>()?,
                 ),
-                Some(other) => return Err(ControlError::bad(format!("`sessions` must be an array, not {}", kind(&other)))),
+                Some(other) => {
+                    return Err(ControlError::bad(format!(
+                        "`sessions` must be an array, not {}",
+                        kind(&other)
+                    )))
+                }
             };
             let audio = match args.take("audio") {
                 None | Some(Value::Null) => false,
                 Some(Value::Bool(audio)) => audio,
-                Some(other) => return Err(ControlError::bad(format!("`audio` must be true or false, not {}", kind(&other)))),
+                Some(other) => {
+                    return Err(ControlError::bad(format!(
+                        "`audio` must be true or false, not {}",
+                        kind(&other)
+                    )))
+                }
             };
             Command::Subscribe { sessions, audio }
         }
-        _ => return Err(ControlError::new(ErrorCode::UnknownCommand, format!("unknown command {cmd:?}"))),
+        _ => {
+            return Err(ControlError::new(
+                ErrorCode::UnknownCommand,
+                format!("unknown command {cmd:?}"),
+            ))
+        }
     };
     args.finish()?;
     Ok(command)
@@ -248,12 +295,16 @@ impl Args<'_> {
         match self.take(name) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s)),
-            Some(other) => Err(ControlError::bad(format!("`{name}` must be a string, not {}", kind(&other)))),
+            Some(other) => Err(ControlError::bad(format!(
+                "`{name}` must be a string, not {}",
+                kind(&other)
+            ))),
         }
     }
 
     fn session(&mut self) -> Result<String, ControlError> {
-        self.string("session")?.ok_or_else(|| ControlError::bad(format!("`{}` needs `session`", self.cmd)))
+        self.string("session")?
+            .ok_or_else(|| ControlError::bad(format!("`{}` needs `session`", self.cmd)))
     }
 
     fn finish(self) -> Result<(), ControlError> {

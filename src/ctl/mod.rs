@@ -1,11 +1,342 @@
-//! `wsvisor ctl`: being written.
-use clap::Args;
+//! `wsvisor ctl`: the command-line client of the control socket (CONTRACT
+//! §1 and §3). This file owns the arguments, the order of the steps (build
+//! the request, find the socket, ask, print) and the exit codes.
+//!
+//! Layout of the module:
+//! - `request`: the arguments turned into one request object, checked
+//!   before the daemon is contacted;
+//! - `socket`: which socket path to use;
+//! - `client`: the connection, one request and its response, event lines;
+//! - `human`: what a person sees for each command's result;
+//! - `sessions`, `events`, `table`, `units`: the larger pieces of `human`.
+
+mod client;
+mod events;
+mod human;
+mod request;
+mod sessions;
+mod socket;
+mod table;
+mod units;
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use clap::{Args, Subcommand, ValueEnum};
+
+use crate::exit;
+use client::{Client, ClientError};
+
+/// Exit code when no daemon answers on the socket (CONTRACT §1).
+const UNREACHABLE: i32 = 3;
+
+/// How long a response may take; `subscribe` waits without limit once subscribed.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Arguments of `wsvisor ctl`.
 #[derive(Debug, Args)]
-pub struct CtlArgs {}
+#[command(after_help = "Exit codes: 0 ok, 1 the daemon answered with an error, 2 bad usage, 3 no daemon reachable.")]
+pub struct CtlArgs {
+    /// The control socket [default: daemon.control_socket of --config, else $WSVISOR_SOCKET, else
+    /// /run/wsvisor/control.sock]
+    #[arg(long, short, value_name = "PATH", global = true)]
+    pub socket: Option<PathBuf>,
+    /// Take the socket path from this configuration file.
+    #[arg(long, short, value_name = "PATH", global = true)]
+    pub config: Option<PathBuf>,
+    /// Print the daemon's raw JSON lines instead of the human summary.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// What to ask the daemon.
+    #[command(subcommand)]
+    pub command: CtlCommand,
+}
+
+/// The commands of `wsvisor ctl`, one per control-socket command.
+#[derive(Debug, Subcommand)]
+pub enum CtlCommand {
+    /// Check that the daemon answers.
+    Ping,
+    /// Daemon version, uptime, config and session counts by state.
+    Status,
+    /// A table of every session.
+    Sessions,
+    /// One session in detail, with its counters.
+    Session {
+        /// Session name.
+        name: String,
+    },
+    /// Start a stopped or failed session.
+    Connect {
+        /// Session name.
+        name: String,
+    },
+    /// Close a session with 1000 and keep it stopped.
+    Disconnect {
+        /// Session name.
+        name: String,
+    },
+    /// Close a session and connect it again now.
+    Reconnect {
+        /// Session name.
+        name: String,
+    },
+    /// Send a JSON object as a text frame.
+    Send {
+        /// Session name.
+        name: String,
+        /// The message, a JSON object; `-` reads it from stdin.
+        #[arg(value_name = "JSON")]
+        message: String,
+    },
+    /// Send a xiaozhi `listen` message.
+    Listen {
+        /// Session name.
+        name: String,
+        /// The listen state.
+        state: ListenState,
+        /// The listening mode.
+        #[arg(long)]
+        mode: Option<ListenMode>,
+        /// Text of the message (the wake word with `detect`).
+        #[arg(long)]
+        text: Option<String>,
+    },
+    /// Send a xiaozhi `abort` message.
+    Abort {
+        /// Session name.
+        name: String,
+        /// Why, e.g. `wake_word_detected`.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Send one binary (audio) frame; the session must be ready.
+    Audio {
+        /// Session name.
+        name: String,
+        /// Where the frame comes from.
+        #[command(flatten)]
+        source: AudioSource,
+    },
+    /// Print events as they happen until the daemon closes or Ctrl-C.
+    Subscribe {
+        /// Only these sessions [default: all]
+        names: Vec<String>,
+        /// Include audio payloads (base64, shown with --json).
+        #[arg(long)]
+        audio: bool,
+    },
+    /// Make the daemon re-read its config file.
+    Reload,
+    /// Print the Prometheus metrics.
+    Metrics,
+}
+
+/// `listen` states.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ListenState {
+    /// Start capturing.
+    Start,
+    /// Stop capturing.
+    Stop,
+    /// A wake word was detected.
+    Detect,
+}
+
+/// `listen` modes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ListenMode {
+    /// The server detects the end of speech.
+    Auto,
+    /// The client says when speech ends.
+    Manual,
+    /// Full duplex.
+    Realtime,
+}
+
+/// The payload of `audio`: exactly one of the two.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct AudioSource {
+    /// The frame, base64.
+    #[arg(long, value_name = "BASE64")]
+    pub data: Option<String>,
+    /// A file holding the raw frame (`-` for stdin); it is base64-encoded here.
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<PathBuf>,
+}
 
 /// Run `ctl`; the process exit code.
-pub fn run(_args: CtlArgs) -> i32 {
-    1
+pub fn run(args: CtlArgs) -> i32 {
+    let request = match request::build(&args.command) {
+        Ok(request) => request,
+        Err(message) => return fail(exit::USAGE, &message),
+    };
+    let path = match socket::resolve(
+        args.socket.as_deref(),
+        args.config.as_deref(),
+        std::env::var_os("WSVISOR_SOCKET"),
+    ) {
+        Ok(path) => path,
+        Err(err) => {
+            // Already `file:line:col: message`, the same line as `wsvisor check`.
+            eprintln!("{err}");
+            return exit::USAGE;
+        }
+    };
+    let mut client = match Client::connect(&path, RESPONSE_TIMEOUT) {
+        Ok(client) => client,
+        Err(err) => return client_failure(&err),
+    };
+    let response = match client.request(request) {
+        Ok(response) => response,
+        Err(err) => return client_failure(&err),
+    };
+    let mut out = Output::default();
+    if args.json {
+        out.line(&response.raw);
+    }
+    let code = match &response.outcome {
+        Ok(result) => {
+            if !args.json {
+                out.text(&human::render(&args.command, result, SystemTime::now()));
+            }
+            exit::OK
+        }
+        Err(error) => fail(exit::FAILURE, &format!("{}: {}", error.code, error.message)),
+    };
+    if code == exit::OK {
+        if let CtlCommand::Subscribe { names, .. } = &args.command {
+            return follow(client, names, args.json, out);
+        }
+    }
+    out.finish(code)
+}
+
+/// Prints the event lines of a subscription until the daemon closes.
+fn follow(mut client: Client, names: &[String], json: bool, mut out: Output) -> i32 {
+    if !json {
+        let which = if names.is_empty() {
+            "all sessions".to_owned()
+        } else {
+            names.join(", ")
+        };
+        eprintln!("wsvisor ctl: subscribed to {which}; Ctrl-C to stop");
+    }
+    if let Err(err) = client.wait_forever() {
+        return client_failure(&err);
+    }
+    while !out.broken() {
+        match client.next_line() {
+            Ok(Some(line)) if json => out.line(&line),
+            Ok(Some(line)) => out.line(&events::render(&line, SystemTime::now())),
+            Ok(None) => {
+                eprintln!("wsvisor ctl: the daemon closed the event stream");
+                break;
+            }
+            Err(err) => return client_failure(&err),
+        }
+    }
+    out.finish(exit::OK)
+}
+
+fn fail(code: i32, message: &str) -> i32 {
+    eprintln!("wsvisor ctl: {message}");
+    code
+}
+
+fn client_failure(err: &ClientError) -> i32 {
+    let code = match err {
+        ClientError::Unreachable { .. } | ClientError::NoAnswer { .. } => UNREACHABLE,
+        ClientError::Broken(_) => exit::FAILURE,
+    };
+    fail(code, &err.to_string())
+}
+
+/// Standard output, flushed line by line so `subscribe | grep` sees events
+/// at once. A reader that went away (`| head`) ends the run quietly
+/// instead of the panic `println!` would give.
+#[derive(Default)]
+struct Output {
+    error: Option<io::Error>,
+}
+
+impl Output {
+    fn line(&mut self, line: &str) {
+        self.text(&format!("{line}\n"));
+    }
+
+    fn text(&mut self, text: &str) {
+        if self.error.is_some() || text.is_empty() {
+            return;
+        }
+        let mut stdout = io::stdout().lock();
+        if let Err(err) = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+            self.error = Some(err);
+        }
+    }
+
+    fn broken(&self) -> bool {
+        self.error.is_some()
+    }
+
+    fn finish(self, code: i32) -> i32 {
+        match self.error {
+            None => code,
+            Some(err) if err.kind() == io::ErrorKind::BrokenPipe => code,
+            Some(err) => fail(exit::FAILURE, &format!("cannot write to stdout: {err}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
+
+    /// `wsvisor ctl` as a parser of its own.
+    #[derive(Debug, Parser)]
+    struct Ctl {
+        #[command(flatten)]
+        args: CtlArgs,
+    }
+
+    fn parse(line: &[&str]) -> Result<CtlArgs, clap::Error> {
+        Ctl::try_parse_from(std::iter::once("ctl").chain(line.iter().copied())).map(|c| c.args)
+    }
+
+    #[test]
+    fn ctl_arguments_are_consistent() {
+        Ctl::command().debug_assert();
+    }
+
+    #[test]
+    fn global_options_go_before_or_after_the_command() {
+        let args = parse(&["send", "k", "{}", "--json", "-s", "/tmp/x.sock"]).unwrap();
+        assert!(args.json);
+        assert_eq!(args.socket.as_deref(), Some(std::path::Path::new("/tmp/x.sock")));
+        assert!(matches!(args.command, CtlCommand::Send { ref message, .. } if message == "{}"));
+        let args = parse(&["--config", "/etc/wsvisor/config.toml", "subscribe", "a", "b", "--audio"]).unwrap();
+        assert!(matches!(args.command, CtlCommand::Subscribe { ref names, audio: true } if names.len() == 2));
+    }
+
+    #[test]
+    fn usage_mistakes_are_refused_by_the_parser() {
+        assert!(parse(&["listen", "k", "begin"]).is_err());
+        assert!(parse(&["listen", "k", "start", "--mode", "loud"]).is_err());
+        assert!(parse(&["audio", "k"]).is_err());
+        assert!(parse(&["audio", "k", "--data", "AA==", "--file", "x"]).is_err());
+        assert!(parse(&["session"]).is_err());
+        let args = parse(&["listen", "k", "detect", "--text", "hi", "--mode", "manual"]).unwrap();
+        assert!(matches!(
+            args.command,
+            CtlCommand::Listen {
+                state: ListenState::Detect,
+                mode: Some(ListenMode::Manual),
+                ..
+            }
+        ));
+    }
 }

@@ -17,49 +17,120 @@ fn error_of(line: &str) -> (Value, ErrorCode, String) {
 
 #[test]
 fn commands_with_their_arguments() {
-    assert_eq!(parse(r#"{"id":1,"cmd":"ping"}"#).unwrap(), Request { id: json!(1), command: Command::Ping });
-    assert_eq!(parse(r#"{"cmd":"session","session":"kitchen"}"#).unwrap().command, Command::Session("kitchen".into()));
+    assert_eq!(
+        parse(r#"{"id":1,"cmd":"ping"}"#).unwrap(),
+        Request {
+            id: json!(1),
+            command: Command::Ping
+        }
+    );
+    assert_eq!(
+        parse(r#"{"cmd":"session","session":"kitchen"}"#).unwrap().command,
+        Command::Session("kitchen".into())
+    );
     let send = parse(r#"{"id":"a","cmd":"send","session":"k","message":{"type":"mcp"}}"#).unwrap();
     assert_eq!(send.id, json!("a"));
-    assert!(matches!(send.command, Command::Send { ref session, ref message } if session == "k" && message["type"] == "mcp"));
+    assert!(
+        matches!(send.command, Command::Send { ref session, ref message } if session == "k" && message["type"] == "mcp")
+    );
     let listen = parse(r#"{"cmd":"listen","session":"k","state":"detect","text":"你好小智"}"#).unwrap();
-    let Command::Send { message, .. } = listen.command else { panic!() };
-    assert_eq!(Value::Object(message), json!({"type":"listen","state":"detect","text":"你好小智"}));
+    let Command::Send { message, .. } = listen.command else {
+        panic!()
+    };
+    assert_eq!(
+        Value::Object(message),
+        json!({"type":"listen","state":"detect","text":"你好小智"})
+    );
     let abort = parse(r#"{"cmd":"abort","session":"k","reason":"wake_word_detected"}"#).unwrap();
-    let Command::Send { message, .. } = abort.command else { panic!() };
-    assert_eq!(Value::Object(message), json!({"type":"abort","reason":"wake_word_detected"}));
+    let Command::Send { message, .. } = abort.command else {
+        panic!()
+    };
+    assert_eq!(
+        Value::Object(message),
+        json!({"type":"abort","reason":"wake_word_detected"})
+    );
     let audio = parse(r#"{"cmd":"audio","session":"k","data":"AAEC"}"#).unwrap();
-    assert_eq!(audio.command, Command::Audio { session: "k".into(), data: vec![0, 1, 2] });
+    assert_eq!(
+        audio.command,
+        Command::Audio {
+            session: "k".into(),
+            data: vec![0, 1, 2]
+        }
+    );
     let subscribe = parse(r#"{"cmd":"subscribe","sessions":["a","b"],"audio":true}"#).unwrap();
-    assert_eq!(subscribe.command, Command::Subscribe { sessions: Some(vec!["a".into(), "b".into()]), audio: true });
+    assert_eq!(
+        subscribe.command,
+        Command::Subscribe {
+            sessions: Some(vec!["a".into(), "b".into()]),
+            audio: true
+        }
+    );
 }
 
 #[test]
 fn each_malformed_request_gets_its_error() {
     assert_eq!(error_of("{nope").1, ErrorCode::BadRequest);
     assert_eq!(error_of("[1,2]").2, "a request must be a JSON object");
-    assert_eq!(error_of(r#"{"id":7}"#), (json!(7), ErrorCode::BadRequest, "missing `cmd`".into()));
-    assert_eq!(error_of(r#"{"id":7,"cmd":3}"#).2, "`cmd` must be a string, not a number");
-    assert_eq!(error_of(r#"{"id":7,"cmd":"fly"}"#), (json!(7), ErrorCode::UnknownCommand, "unknown command \"fly\"".into()));
+    assert_eq!(
+        error_of(r#"{"id":7}"#),
+        (json!(7), ErrorCode::BadRequest, "missing `cmd`".into())
+    );
+    assert_eq!(
+        error_of(r#"{"id":7,"cmd":3}"#).2,
+        "`cmd` must be a string, not a number"
+    );
+    assert_eq!(
+        error_of(r#"{"id":7,"cmd":"fly"}"#),
+        (json!(7), ErrorCode::UnknownCommand, "unknown command \"fly\"".into())
+    );
     assert_eq!(error_of(r#"{"cmd":"session"}"#).2, "`session` needs `session`");
-    assert_eq!(error_of(r#"{"cmd":"session","session":5}"#).2, "`session` must be a string, not a number");
-    assert_eq!(error_of(r#"{"cmd":"send","session":"k","message":"hi"}"#).2, "`message` must be a JSON object, not a string");
-    assert_eq!(error_of(r#"{"cmd":"listen","session":"k","state":"go"}"#).1, ErrorCode::BadRequest);
-    assert_eq!(error_of(r#"{"cmd":"audio","session":"k","data":"!!"}"#).1, ErrorCode::BadRequest);
-    assert_eq!(error_of(r#"{"cmd":"ping","sesion":"k"}"#).2, "`ping` takes no argument \"sesion\"");
-    assert_eq!(error_of(r#"{"cmd":"subscribe","sessions":"k"}"#).2, "`sessions` must be an array, not a string");
+    assert_eq!(
+        error_of(r#"{"cmd":"session","session":5}"#).2,
+        "`session` must be a string, not a number"
+    );
+    assert_eq!(
+        error_of(r#"{"cmd":"send","session":"k","message":"hi"}"#).2,
+        "`message` must be a JSON object, not a string"
+    );
+    assert_eq!(
+        error_of(r#"{"cmd":"listen","session":"k","state":"go"}"#).1,
+        ErrorCode::BadRequest
+    );
+    assert_eq!(
+        error_of(r#"{"cmd":"audio","session":"k","data":"!!"}"#).1,
+        ErrorCode::BadRequest
+    );
+    assert_eq!(
+        error_of(r#"{"cmd":"ping","sesion":"k"}"#).2,
+        "`ping` takes no argument \"sesion\""
+    );
+    assert_eq!(
+        error_of(r#"{"cmd":"subscribe","sessions":"k"}"#).2,
+        "`sessions` must be an array, not a string"
+    );
     let (id, error) = parse_request(b"{\"cmd\":\"ping\xff\"}").unwrap_err();
-    assert_eq!((id, error.code), (Value::Null, ErrorCode::BadRequest), "{}", error.message);
+    assert_eq!(
+        (id, error.code),
+        (Value::Null, ErrorCode::BadRequest),
+        "{}",
+        error.message
+    );
 }
 
 #[test]
 fn responses_are_single_lines() {
-    let line = error_response(&json!(3), &ControlError::new(ErrorCode::NotFound, "no session named 'attic'\nreally"));
+    let line = error_response(
+        &json!(3),
+        &ControlError::new(ErrorCode::NotFound, "no session named 'attic'\nreally"),
+    );
     assert!(!line.contains('\n'));
     let back: Value = serde_json::from_str(&line).unwrap();
     assert_eq!(back["error"]["code"], "not_found");
     assert_eq!(back["id"], 3);
-    assert_eq!(serde_json::from_str::<Value>(&ok_response(&Value::Null, json!({"x": 1}))).unwrap()["ok"], true);
+    assert_eq!(
+        serde_json::from_str::<Value>(&ok_response(&Value::Null, json!({"x": 1}))).unwrap()["ok"],
+        true
+    );
 }
 
 fn arbitrary_json() -> impl Strategy<Value = Value> {
@@ -75,7 +146,9 @@ fn arbitrary_json() -> impl Strategy<Value = Value> {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
             prop::collection::btree_map(
-                prop::sample::select(vec!["id", "cmd", "session", "message", "state", "data", "sessions", "audio", "x"]),
+                prop::sample::select(vec![
+                    "id", "cmd", "session", "message", "state", "data", "sessions", "audio", "x"
+                ]),
                 inner,
                 0..5
             )

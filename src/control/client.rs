@@ -1,0 +1,135 @@
+//! One control connection: access check, then requests and responses line
+//! by line, and events once subscribed. Every wait is bounded, so a client
+//! that never sends, or never reads, is cut off instead of held forever;
+//! each client is its own task, so none can delay another or a session.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::io::AsyncWriteExt;
+use tokio::net::unix::OwnedWriteHalf;
+use tokio::net::UnixStream;
+use tokio::sync::mpsc::Receiver;
+use wsvisor_actors::events::Event;
+
+use super::dispatch::{self, DaemonHandle, Reply};
+use super::lines::{Line, LineReader};
+use super::protocol::{self, ControlError, ErrorCode, MAX_LINE_BYTES};
+use super::{json, ControlOptions};
+
+/// Who may talk to the daemon.
+#[derive(Clone, Debug)]
+pub struct Access {
+    /// The daemon's own uid.
+    pub own_uid: u32,
+    /// Others from the config.
+    pub allowed_uids: Vec<u32>,
+}
+
+impl Access {
+    /// Root, the daemon's own uid, and `allowed_uids`.
+    pub fn allows(&self, uid: u32) -> bool {
+        uid == 0 || uid == self.own_uid || self.allowed_uids.contains(&uid)
+    }
+}
+
+struct Subscription {
+    events: Receiver<Event>,
+    audio: bool,
+}
+
+/// Serve one connection until it closes or times out.
+pub async fn serve(stream: UnixStream, daemon: Rc<DaemonHandle>, access: Rc<Access>, options: ControlOptions) {
+    let uid = match stream.peer_cred() {
+        Ok(cred) => cred.uid(),
+        Err(err) => return log::warn!("control: cannot read peer credentials, closing: {err}"),
+    };
+    let (read_half, mut writer) = stream.into_split();
+    if !access.allows(uid) {
+        log::warn!("control: refused a client with uid={uid} (not root, not ours, not in allowed_uids)");
+        let error = ControlError::new(ErrorCode::Forbidden, format!("uid {uid} may not use this socket"));
+        let _ = write_line(
+            &mut writer,
+            &protocol::error_response(&Value::Null, &error),
+            options.write_timeout,
+        )
+        .await;
+        return;
+    }
+    let mut reader = LineReader::new(read_half, MAX_LINE_BYTES);
+    let mut subscription: Option<Subscription> = None;
+    let mut served_any = false;
+    loop {
+        // A subscriber may stay silent for ever; others must speak up.
+        let patience = match (&subscription, served_any) {
+            (Some(_), _) => None,
+            (None, false) => Some(options.first_request_timeout),
+            (None, true) => Some(options.idle_timeout),
+        };
+        let outgoing = tokio::select! {
+            line = read_within(&mut reader, patience) => match line {
+                Some(Line::Complete(bytes)) => {
+                    served_any = true;
+                    respond(&daemon, &bytes, &mut subscription).await
+                }
+                Some(Line::TooLong) => {
+                    let error = ControlError::new(ErrorCode::BadRequest, format!("request line longer than {MAX_LINE_BYTES} bytes"));
+                    protocol::error_response(&Value::Null, &error)
+                }
+                Some(Line::End) | None => break,
+            },
+            event = next_event(&mut subscription) => match event {
+                Some((event, audio)) => json::event(&event, audio).to_string(),
+                None => break,
+            },
+        };
+        if !write_line(&mut writer, &outgoing, options.write_timeout).await {
+            log::debug!("control: a client stopped reading; disconnected it");
+            break;
+        }
+    }
+}
+
+async fn read_within(
+    reader: &mut LineReader<tokio::net::unix::OwnedReadHalf>,
+    patience: Option<Duration>,
+) -> Option<Line> {
+    let read = reader.next();
+    let line = match patience {
+        Some(limit) => tokio::time::timeout(limit, read).await.ok()?,
+        None => read.await,
+    };
+    line.ok()
+}
+
+async fn next_event(subscription: &mut Option<Subscription>) -> Option<(Event, bool)> {
+    match subscription {
+        Some(sub) => sub.events.recv().await.map(|event| (event, sub.audio)),
+        None => std::future::pending().await,
+    }
+}
+
+async fn respond(daemon: &DaemonHandle, line: &[u8], subscription: &mut Option<Subscription>) -> String {
+    let request = match protocol::parse_request(line) {
+        Ok(request) => request,
+        Err((id, error)) => return protocol::error_response(&id, &error),
+    };
+    match dispatch::execute(daemon, request.command).await {
+        Ok(Reply::Value(result)) => protocol::ok_response(&request.id, result),
+        Ok(Reply::Subscribed { events, audio }) => {
+            *subscription = Some(Subscription { events, audio });
+            protocol::ok_response(&request.id, json!({"subscribed": true}))
+        }
+        Err(error) => protocol::error_response(&request.id, &error),
+    }
+}
+
+/// False when the client did not take the line within `limit`.
+async fn write_line(writer: &mut OwnedWriteHalf, line: &str, limit: Duration) -> bool {
+    let write = async {
+        writer.write_all(line.as_bytes()).await?;
+        writer.write_all(b"\n").await
+    };
+    matches!(tokio::time::timeout(limit, write).await, Ok(Ok(())))
+}

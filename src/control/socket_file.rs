@@ -1,0 +1,144 @@
+//! The control socket's file: claimed at start (a stale file from a crash
+//! is replaced, a live daemon's socket never), created with `socket_mode`
+//! and a deep backlog, and removed on clean exit if it is still ours.
+
+use std::io;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use tokio::net::{UnixListener, UnixSocket, UnixStream};
+
+/// Connections waiting to be accepted; 1,000 clients may arrive at once.
+const BACKLOG: u32 = 4096;
+
+/// Why the socket could not be set up.
+#[derive(Debug)]
+pub enum ClaimError {
+    /// Another process is listening on it.
+    InUse {
+        /// The socket path.
+        path: PathBuf,
+        /// The listening process, when the kernel tells.
+        pid: Option<i32>,
+    },
+    /// Something else (not a socket, no directory, no permission).
+    Io {
+        /// The socket path.
+        path: PathBuf,
+        /// What happened.
+        what: String,
+    },
+}
+
+impl std::fmt::Display for ClaimError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClaimError::InUse { path, pid: Some(pid) } => write!(
+                f,
+                "control socket {} is in use by process {pid} (another wsvisor?); not taking it over",
+                path.display()
+            ),
+            ClaimError::InUse { path, pid: None } => {
+                write!(
+                    f,
+                    "control socket {} is in use by another process; not taking it over",
+                    path.display()
+                )
+            }
+            ClaimError::Io { path, what } => write!(f, "control socket {}: {what}", path.display()),
+        }
+    }
+}
+
+/// The bound socket; dropping it removes the file if it is still ours.
+pub struct SocketFile {
+    path: PathBuf,
+    inode: u64,
+    owner_uid: u32,
+}
+
+impl SocketFile {
+    /// Our effective uid: the owner of the socket file we just created.
+    pub fn owner_uid(&self) -> u32 {
+        self.owner_uid
+    }
+}
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        // A newer daemon may have replaced a file we believed stale: leave theirs alone.
+        if std::fs::symlink_metadata(&self.path).is_ok_and(|m| m.ino() == self.inode) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Claim `path` and listen on it with file mode `mode`.
+pub async fn bind(path: &Path, mode: u32) -> Result<(UnixListener, SocketFile), ClaimError> {
+    let io_error = |what: io::Error| ClaimError::Io {
+        path: path.to_owned(),
+        what: what.to_string(),
+    };
+    claim(path).await?;
+    // systemd's RuntimeDirectory= makes the directory; by hand, nobody has.
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+        std::fs::create_dir_all(dir).map_err(io_error)?;
+    }
+    let socket = UnixSocket::new_stream().map_err(io_error)?;
+    socket.bind(path).map_err(io_error)?;
+    let listener = socket.listen(BACKLOG).map_err(io_error)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io_error)?;
+    let meta = std::fs::symlink_metadata(path).map_err(io_error)?;
+    Ok((
+        listener,
+        SocketFile {
+            path: path.to_owned(),
+            inode: meta.ino(),
+            owner_uid: meta.uid(),
+        },
+    ))
+}
+
+/// Make sure nothing lives at `path`: remove a stale socket, refuse a live one.
+async fn claim(path: &Path) -> Result<(), ClaimError> {
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(err) => {
+            return Err(ClaimError::Io {
+                path: path.to_owned(),
+                what: err.to_string(),
+            })
+        }
+    };
+    if !meta.file_type().is_socket() {
+        let what = "exists and is not a socket; not replacing it".to_owned();
+        return Err(ClaimError::Io {
+            path: path.to_owned(),
+            what,
+        });
+    }
+    match UnixStream::connect(path).await {
+        Ok(stream) => {
+            let pid = stream.peer_cred().ok().and_then(|cred| cred.pid());
+            Err(ClaimError::InUse {
+                path: path.to_owned(),
+                pid,
+            })
+        }
+        Err(err) if err.kind() == io::ErrorKind::ConnectionRefused => {
+            log::warn!(
+                "replacing stale control socket {} left by a previous run",
+                path.display()
+            );
+            std::fs::remove_file(path).map_err(|err| ClaimError::Io {
+                path: path.to_owned(),
+                what: err.to_string(),
+            })
+        }
+        Err(err) => Err(ClaimError::Io {
+            path: path.to_owned(),
+            what: err.to_string(),
+        }),
+    }
+}
