@@ -99,10 +99,7 @@ fn reload_adds_removes_and_changes_sessions_and_leaves_the_rest_alone() {
     let refused = control.request("reload", json!({}));
     assert_eq!(refused["error"]["code"], "bad_config", "{refused}");
     assert!(
-        refused["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("config.toml:2:"),
+        refused["error"]["message"].as_str().unwrap().contains("config.toml:2:"),
         "{refused}"
     );
     let unchanged = wait_sessions(&mut control, "still a, b, d", all_ready(&["a", "b", "d"]));

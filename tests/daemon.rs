@@ -141,8 +141,16 @@ fn terminal_lines_have_timestamps() {
     }
     signal(&child, "TERM");
     wait_with_timeout(&mut child, Duration::from_secs(2)).expect("did not exit");
-    let first = read_all(&log).lines().next().unwrap().to_owned();
-    assert!(first.contains("Z INFO  started version="), "{first}");
+    let text = read_all(&log);
+    let started = text
+        .lines()
+        .find(|l| l.contains("started version="))
+        .expect("a start line");
+    assert!(started.contains("Z INFO  started version="), "{started}");
+    assert!(
+        text.lines().all(|l| l.starts_with("20")),
+        "a line without a timestamp: {text}"
+    );
 }
 
 #[test]

@@ -7,6 +7,7 @@ use std::time::Duration;
 use wsvisor_actors::loss::Cause;
 use wsvisor_actors::state::{SessionState, SessionSummary};
 
+/// One metric family: name, type and help line.
 struct Family<'a> {
     name: &'a str,
     kind: &'a str,
@@ -20,79 +21,95 @@ impl Family<'_> {
     }
 }
 
+/// A family with one sample per session.
+struct PerSession {
+    family: Family<'static>,
+    value: fn(&SessionSummary) -> f64,
+}
+
+const PER_SESSION: &[PerSession] = &[
+    PerSession {
+        family: counter("wsvisor_session_connects_total", "Connections that reached ready."),
+        value: |s| s.counters.connects as f64,
+    },
+    PerSession {
+        family: counter(
+            "wsvisor_session_reconnect_attempts_total",
+            "Reconnect attempts scheduled.",
+        ),
+        value: |s| s.counters.reconnect_attempts as f64,
+    },
+    PerSession {
+        family: counter(
+            "wsvisor_session_give_ups_total",
+            "Times the session was parked as failed.",
+        ),
+        value: |s| s.counters.give_ups as f64,
+    },
+    PerSession {
+        family: counter(
+            "wsvisor_session_pings_sent_total",
+            "WebSocket Pings sent by the heartbeat.",
+        ),
+        value: |s| s.counters.traffic.pings_sent as f64,
+    },
+    PerSession {
+        family: counter("wsvisor_session_pongs_total", "Pongs answering our Pings."),
+        value: |s| s.counters.traffic.pongs as f64,
+    },
+    PerSession {
+        family: gauge(
+            "wsvisor_session_rtt_seconds",
+            "Last Ping round trip; NaN when none is known.",
+        ),
+        value: |s| s.rtt.map_or(f64::NAN, |rtt| rtt.as_secs_f64()),
+    },
+    PerSession {
+        family: counter("wsvisor_session_frames_in_total", "Frames received."),
+        value: |s| s.counters.traffic.frames_in as f64,
+    },
+    PerSession {
+        family: counter("wsvisor_session_bytes_in_total", "Payload bytes received."),
+        value: |s| s.counters.traffic.bytes_in as f64,
+    },
+    PerSession {
+        family: counter("wsvisor_session_frames_out_total", "Frames sent."),
+        value: |s| s.counters.traffic.frames_out as f64,
+    },
+    PerSession {
+        family: counter("wsvisor_session_bytes_out_total", "Payload bytes sent."),
+        value: |s| s.counters.traffic.bytes_out as f64,
+    },
+    PerSession {
+        family: gauge("wsvisor_session_queued", "Text messages held until ready."),
+        value: |s| s.queued as f64,
+    },
+    PerSession {
+        family: counter(
+            "wsvisor_session_dropped_total",
+            "Held text messages dropped (ttl or overflow).",
+        ),
+        value: |s| s.counters.dropped as f64,
+    },
+    PerSession {
+        family: gauge("wsvisor_session_attempt", "Current attempt of the reconnect burst."),
+        value: |s| s.attempt as f64,
+    },
+];
+
 /// Render all metrics. Session names are `[a-z0-9_-]`, safe as label values.
 pub fn render(sessions: &[SessionSummary], uptime: Duration) -> String {
     let mut out = String::new();
-    let simple: [(Family, fn(&SessionSummary) -> f64); 13] = [
-        (
-            counter("wsvisor_session_connects_total", "Connections that reached ready."),
-            |s| s.counters.connects as f64,
-        ),
-        (
-            counter(
-                "wsvisor_session_reconnect_attempts_total",
-                "Reconnect attempts scheduled.",
-            ),
-            |s| s.counters.reconnect_attempts as f64,
-        ),
-        (
-            counter(
-                "wsvisor_session_give_ups_total",
-                "Times the session was parked as failed.",
-            ),
-            |s| s.counters.give_ups as f64,
-        ),
-        (
-            counter(
-                "wsvisor_session_pings_sent_total",
-                "WebSocket Pings sent by the heartbeat.",
-            ),
-            |s| s.counters.traffic.pings_sent as f64,
-        ),
-        (
-            counter("wsvisor_session_pongs_total", "Pongs answering our Pings."),
-            |s| s.counters.traffic.pongs as f64,
-        ),
-        (
-            gauge(
-                "wsvisor_session_rtt_seconds",
-                "Last Ping round trip; NaN when none is known.",
-            ),
-            |s| s.rtt.map_or(f64::NAN, |rtt| rtt.as_secs_f64()),
-        ),
-        (counter("wsvisor_session_frames_in_total", "Frames received."), |s| {
-            s.counters.traffic.frames_in as f64
-        }),
-        (
-            counter("wsvisor_session_bytes_in_total", "Payload bytes received."),
-            |s| s.counters.traffic.bytes_in as f64,
-        ),
-        (counter("wsvisor_session_frames_out_total", "Frames sent."), |s| {
-            s.counters.traffic.frames_out as f64
-        }),
-        (counter("wsvisor_session_bytes_out_total", "Payload bytes sent."), |s| {
-            s.counters.traffic.bytes_out as f64
-        }),
-        (
-            gauge("wsvisor_session_queued", "Text messages held until ready."),
-            |s| s.queued as f64,
-        ),
-        (
-            counter(
-                "wsvisor_session_dropped_total",
-                "Held text messages dropped (ttl or overflow).",
-            ),
-            |s| s.counters.dropped as f64,
-        ),
-        (
-            gauge("wsvisor_session_attempt", "Current attempt of the reconnect burst."),
-            |s| s.attempt as f64,
-        ),
-    ];
-    for (family, value) in &simple {
-        family.header(&mut out);
+    for metric in PER_SESSION {
+        metric.family.header(&mut out);
         for s in sessions {
-            let _ = writeln!(out, "{}{{session=\"{}\"}} {}", family.name, s.name, number(value(s)));
+            let _ = writeln!(
+                out,
+                "{}{{session=\"{}\"}} {}",
+                metric.family.name,
+                s.name,
+                number((metric.value)(s))
+            );
         }
     }
     let losses = counter("wsvisor_session_losses_total", "Connections lost, by cause.");
@@ -124,7 +141,7 @@ pub fn render(sessions: &[SessionSummary], uptime: Duration) -> String {
     out
 }
 
-fn counter<'a>(name: &'a str, help: &'a str) -> Family<'a> {
+const fn counter<'a>(name: &'a str, help: &'a str) -> Family<'a> {
     Family {
         name,
         kind: "counter",
@@ -132,7 +149,7 @@ fn counter<'a>(name: &'a str, help: &'a str) -> Family<'a> {
     }
 }
 
-fn gauge<'a>(name: &'a str, help: &'a str) -> Family<'a> {
+const fn gauge<'a>(name: &'a str, help: &'a str) -> Family<'a> {
     Family {
         name,
         kind: "gauge",
@@ -158,9 +175,13 @@ mod tests {
 
     #[test]
     fn every_line_is_a_comment_or_a_sample_of_a_declared_family() {
-        let mut counters = SessionCounters::default();
-        counters.connects = 3;
-        counters.losses[1] = 2;
+        let mut losses = [0; Cause::ALL.len()];
+        losses[1] = 2;
+        let counters = SessionCounters {
+            connects: 3,
+            losses,
+            ..SessionCounters::default()
+        };
         let summary = SessionSummary {
             name: "kitchen".into(),
             state: SessionState::Ready,
