@@ -14,8 +14,8 @@ use wsvisor_actors::{start_tree, Tree};
 
 use crate::config::{Config, OnGiveUp};
 use crate::control::{self, ControlOptions, DaemonHandle};
-use crate::exit;
 use crate::reload::Reloader;
+use crate::{exit, systemd};
 
 /// Time allowed for every session to send its Close 1000 and end; systemd
 /// and the contract give us 2 s in all, this leaves room for the rest.
@@ -65,7 +65,7 @@ async fn serve(config: Config) -> i32 {
             return exit::FAILURE;
         }
     };
-    let mut give_ups = tree
+    let mut events = tree
         .monitor
         .send(Subscribe {
             sessions: None,
@@ -82,6 +82,11 @@ async fn serve(config: Config) -> i32 {
         config.path.display(),
         config.sessions.len()
     );
+    let mut status = systemd::session_status(&tree).await;
+    systemd::ready(&status);
+    if let Some(period) = systemd::watchdog_period() {
+        systemd::spawn_watchdog(tree.clone(), period);
+    }
     loop {
         tokio::select! {
             _ = signals.terminate.recv() => break stop(&tree, "SIGTERM").await,
@@ -89,9 +94,16 @@ async fn serve(config: Config) -> i32 {
             _ = signals.hangup.recv() => {
                 let _ = daemon.reloader.reload().await;
             }
-            event = next_event(&mut give_ups) => {
-                let gave_up = event.is_some_and(|e| is_failure(&e));
-                if config.daemon.on_give_up == OnGiveUp::Exit && gave_up && all_failed(&tree).await {
+            event = next_event(&mut events) => {
+                let changed = event.as_ref().is_some_and(is_state_change);
+                if changed {
+                    let now = systemd::session_status(&tree).await;
+                    if now != status {
+                        systemd::status(&now);
+                        status = now;
+                    }
+                }
+                if config.daemon.on_give_up == OnGiveUp::Exit && changed && all_failed(&tree).await {
                     log::error!("every session gave up and on_give_up = \"exit\"; exiting {}", exit::ALL_GAVE_UP);
                     stop(&tree, "on_give_up").await;
                     break exit::ALL_GAVE_UP;
@@ -108,13 +120,9 @@ async fn next_event(events: &mut Option<tokio::sync::mpsc::Receiver<Event>>) -> 
     }
 }
 
-fn is_failure(event: &Event) -> bool {
-    match event {
-        Event::State(update) => update.state == SessionState::Failed,
-        // Missed events may have held the last failure.
-        Event::Lagged { .. } => true,
-        _ => false,
-    }
+/// A state change, or missed events that may have held one.
+fn is_state_change(event: &Event) -> bool {
+    matches!(event, Event::State(_) | Event::Lagged { .. })
 }
 
 async fn all_failed(tree: &Tree) -> bool {
@@ -124,6 +132,7 @@ async fn all_failed(tree: &Tree) -> bool {
 
 async fn stop(tree: &Tree, why: &str) -> i32 {
     log::info!("stopping signal={why}");
+    systemd::stopping();
     match actix_rt::time::timeout(SHUTDOWN_GRACE, tree.supervisor.send(Shutdown)).await {
         Ok(_) => log::info!("stopped"),
         Err(_) => log::warn!(

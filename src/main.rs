@@ -10,6 +10,7 @@ mod daemon;
 mod exit;
 mod logging;
 mod reload;
+mod systemd;
 
 use clap::Parser;
 

@@ -11,6 +11,7 @@ use wsvisor_actors::messages::{AddSession, RemoveSession, ReplaceSession};
 use wsvisor_actors::Tree;
 
 use crate::config::{self, Config, ConfigError};
+use crate::systemd;
 
 /// What a reload changed, for the log and the caller.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -48,13 +49,21 @@ impl Reloader {
     }
 
     /// Re-read the file and apply it; on any error nothing changes.
+    /// systemd hears RELOADING=1 before and READY=1 after, either way.
     pub async fn reload(&self) -> Result<ReloadSummary, ConfigError> {
         let mut current = self.current.lock().await;
+        systemd::reloading();
+        let result = self.apply_file(&mut current).await;
+        systemd::ready(&systemd::session_status(&self.tree).await);
+        result
+    }
+
+    async fn apply_file(&self, current: &mut Config) -> Result<ReloadSummary, ConfigError> {
         let new = config::load(&self.path).inspect_err(|err| log::error!("reload failed, nothing changed: {err}"))?;
         for warning in &new.warnings {
             log::warn!("{warning}");
         }
-        let summary = apply(&self.tree, &current, &new).await;
+        let summary = apply(&self.tree, current, &new).await;
         log::info!(
             "reloaded added={:?} removed={:?} changed={:?} unchanged={}",
             summary.added,

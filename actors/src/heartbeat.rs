@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 
 use crate::census::{self, Census};
-use crate::messages::{FrameArrived, HeartbeatEnded, PeerDead, SendPing, StopHeartbeat};
+use crate::messages::{FrameArrived, HeartbeatEnded, PeerDead, Probe, SendPing, StopHeartbeat};
 
 /// Who the Heartbeat talks to (its Connection).
 pub struct HeartbeatPeer {
@@ -112,6 +112,12 @@ impl Handler<StopHeartbeat> for Heartbeat {
         self.stopped_on_request = true;
         ctx.stop();
     }
+}
+
+impl Handler<Probe> for Heartbeat {
+    type Result = ();
+
+    fn handle(&mut self, _: Probe, _: &mut Context<Self>) {}
 }
 
 impl Drop for Heartbeat {

@@ -355,6 +355,22 @@ pub struct Subscribe {
     pub capacity: usize,
 }
 
+// ─────────────────────────── liveness ───────────────────────────
+
+/// Answer when your mailbox is being served (the watchdog's probe).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Probe;
+
+/// Probe every actor of the tree; `Ok(n)` once all `n` answered within
+/// `within`, else the name of the first part that did not.
+#[derive(Message)]
+#[rtype(result = "Result<usize, String>")]
+pub struct ProbeTree {
+    /// How long every actor has to answer.
+    pub within: Duration,
+}
+
 // ─────────────────────── test-only faults ───────────────────────
 
 /// Make the session's live connection panic (tests of panic containment).
@@ -368,3 +384,16 @@ pub struct PanicConnection(pub String);
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct InjectPanic;
+
+/// Make the session's live connection stop serving its mailbox for ever
+/// (tests of the watchdog).
+#[cfg(feature = "fault-injection")]
+#[derive(Message)]
+#[rtype(result = "Result<(), CommandError>")]
+pub struct WedgeConnection(pub String);
+
+/// Stop serving the mailbox.
+#[cfg(feature = "fault-injection")]
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct InjectWedge;

@@ -15,8 +15,8 @@ use tokio::sync::mpsc::{self, error::TrySendError};
 
 use crate::events::Event;
 use crate::messages::{
-    GetSession, ListSessions, PublishAudio, PublishDropped, PublishMessage, PublishState, RecordQueued, RecordRtt,
-    RegisterSession, Subscribe, UnregisterSession,
+    GetSession, ListSessions, Probe, PublishAudio, PublishDropped, PublishMessage, PublishState, RecordQueued,
+    RecordRtt, RegisterSession, Subscribe, UnregisterSession,
 };
 use crate::state::{cause_index, LastClose, SessionCounters, SessionState, SessionSummary};
 use crate::traffic::TrafficCounters;
@@ -251,4 +251,10 @@ impl Handler<Subscribe> for Monitor {
         });
         MessageResult(rx)
     }
+}
+
+impl Handler<Probe> for Monitor {
+    type Result = ();
+
+    fn handle(&mut self, _: Probe, _: &mut Context<Self>) {}
 }

@@ -111,6 +111,16 @@ pub async fn execute(daemon: &DaemonHandle, command: Command) -> Result<Reply, C
                 "unchanged": summary.unchanged,
             })
         }
+        #[cfg(feature = "fault-injection")]
+        Command::Wedge(name) => {
+            let wedge = wsvisor_actors::messages::WedgeConnection(name.clone());
+            tree.supervisor
+                .send(wedge)
+                .await
+                .map_err(unavailable)?
+                .map_err(refused)?;
+            json!({"session": name, "requested": "wedge"})
+        }
         Command::Metrics => {
             let sessions = tree.monitor.send(ListSessions).await.map_err(unavailable)?;
             json!({"text": metrics::render(&sessions, daemon.started.elapsed())})

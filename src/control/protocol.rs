@@ -123,6 +123,9 @@ pub enum Command {
     Reload,
     /// Prometheus text.
     Metrics,
+    /// Test-only: make the session's connection stop answering.
+    #[cfg(feature = "fault-injection")]
+    Wedge(String),
 }
 
 /// A parsed request line.
@@ -268,6 +271,8 @@ fn parse_command(mut fields: Map<String, Value>) -> Result<Command, ControlError
             };
             Command::Subscribe { sessions, audio }
         }
+        #[cfg(feature = "fault-injection")]
+        "wedge" => Command::Wedge(args.session()?),
         _ => {
             return Err(ControlError::new(
                 ErrorCode::UnknownCommand,

@@ -27,8 +27,8 @@ use crate::census::{self, Census};
 use crate::heartbeat::{Heartbeat, HeartbeatPeer};
 use crate::loss::{Cause, LossReport, CODE_ABNORMAL};
 use crate::messages::{
-    CloseConnection, ConnectionEnded, ConnectionPhase, FrameArrived, HeartbeatEnded, PeerDead, Phase, PublishAudio,
-    PublishMessage, RecordRtt, SendPing, StopHeartbeat, WriteBinary, WriteText,
+    CloseConnection, ConnectionEnded, ConnectionPhase, FrameArrived, HeartbeatEnded, PeerDead, Phase, Probe,
+    PublishAudio, PublishMessage, RecordRtt, SendPing, StopHeartbeat, WriteBinary, WriteText,
 };
 use crate::settings::SessionSettings;
 use crate::traffic::TrafficCounters;
@@ -470,6 +470,30 @@ impl Handler<crate::messages::InjectPanic> for Connection {
 
     fn handle(&mut self, _: crate::messages::InjectPanic, _: &mut Context<Self>) {
         panic!("session={} injected panic (fault-injection)", self.name());
+    }
+}
+
+impl Handler<Probe> for Connection {
+    type Result = ResponseFuture<()>;
+
+    /// Answers once its heartbeat answered too.
+    fn handle(&mut self, _: Probe, _: &mut Context<Self>) -> Self::Result {
+        let heartbeat = self.heartbeat.clone();
+        Box::pin(async move {
+            if let Some(heartbeat) = heartbeat {
+                let _ = heartbeat.send(Probe).await;
+            }
+        })
+    }
+}
+
+#[cfg(feature = "fault-injection")]
+impl Handler<crate::messages::InjectWedge> for Connection {
+    type Result = ();
+
+    fn handle(&mut self, _: crate::messages::InjectWedge, ctx: &mut Context<Self>) {
+        log::warn!("session={} wedged on purpose (fault-injection)", self.name());
+        ctx.wait(actix::fut::wrap_future(std::future::pending::<()>()));
     }
 }
 

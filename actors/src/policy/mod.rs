@@ -22,7 +22,7 @@ use actix::prelude::*;
 
 pub use self::backoff::BackoffSchedule;
 use crate::loss::{Cause, LossReport};
-use crate::messages::{ConfigurePolicy, Decide, Decision, ForgetPolicy, ResetAttempts};
+use crate::messages::{ConfigurePolicy, Decide, Decision, ForgetPolicy, Probe, ResetAttempts};
 use crate::settings::{Keep, ReconnectSettings};
 
 /// The reconnect state of one session: consecutive failures and the
@@ -139,6 +139,12 @@ impl Handler<Decide> for ReconnectPolicy {
             None => Decision::StayDown,
         }
     }
+}
+
+impl Handler<Probe> for ReconnectPolicy {
+    type Result = ();
+
+    fn handle(&mut self, _: Probe, _: &mut Context<Self>) {}
 }
 
 #[cfg(test)]

@@ -556,6 +556,39 @@ impl Handler<Shutdown> for Supervisor {
     }
 }
 
+impl Handler<ProbeTree> for Supervisor {
+    type Result = ResponseFuture<Result<usize, String>>;
+
+    /// The Supervisor answers by handling this; the rest must answer in time.
+    fn handle(&mut self, msg: ProbeTree, _: &mut Context<Self>) -> Self::Result {
+        let mut probes: Vec<(String, Recipient<Probe>)> = vec![
+            ("reconnect policy".to_owned(), self.policy.clone().recipient()),
+            ("monitor".to_owned(), self.monitor.clone().recipient()),
+        ];
+        for (name, slot) in &self.slots {
+            if let Run::Live { conn, .. } = &slot.run {
+                probes.push((format!("session={name} connection"), conn.clone().recipient()));
+            }
+        }
+        let probes: Vec<_> = probes
+            .into_iter()
+            .map(|(who, actor)| (who, actor.send(Probe)))
+            .collect();
+        Box::pin(async move {
+            let count = probes.len() + 1;
+            let deadline = tokio::time::Instant::now() + msg.within;
+            for (who, probe) in probes {
+                match tokio::time::timeout_at(deadline, probe).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => {} // ended meanwhile: not wedged
+                    Err(_) => return Err(who),
+                }
+            }
+            Ok(count)
+        })
+    }
+}
+
 impl Handler<ConnectionPhase> for Supervisor {
     type Result = ();
 
@@ -652,6 +685,25 @@ impl Handler<PanicConnection> for Supervisor {
                 ..
             }) => {
                 conn.do_send(InjectPanic);
+                Ok(())
+            }
+            Some(_) => Err(CommandError::NotReady(msg.0)),
+            None => Err(CommandError::NotFound(msg.0)),
+        }
+    }
+}
+
+#[cfg(feature = "fault-injection")]
+impl Handler<WedgeConnection> for Supervisor {
+    type Result = Result<(), CommandError>;
+
+    fn handle(&mut self, msg: WedgeConnection, _: &mut Context<Self>) -> Self::Result {
+        match self.slots.get(&msg.0) {
+            Some(Slot {
+                run: Run::Live { conn, .. },
+                ..
+            }) => {
+                conn.do_send(InjectWedge);
                 Ok(())
             }
             Some(_) => Err(CommandError::NotReady(msg.0)),
