@@ -18,6 +18,7 @@ pub mod heartbeat;
 pub mod loss;
 pub mod messages;
 pub mod monitor;
+pub mod ota;
 pub mod policy;
 pub mod settings;
 pub mod state;
@@ -40,6 +41,6 @@ pub struct Tree {
 pub fn start_tree() -> Tree {
     let monitor = monitor::Monitor::default().start();
     let policy = policy::ReconnectPolicy::default().start();
-    let supervisor = supervisor::Supervisor::new(policy, monitor.clone(), client::websocket_client()).start();
+    let supervisor = supervisor::Supervisor::new(policy, monitor.clone()).start();
     Tree { supervisor, monitor }
 }

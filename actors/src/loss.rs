@@ -26,6 +26,8 @@ pub enum Cause {
     AuthFailed,
     /// The peer broke the WebSocket or xiaozhi protocol.
     ProtocolError,
+    /// The OTA endpoint asks for the device to be activated first.
+    ActivationRequired,
     /// We closed on purpose (disconnect, reconnect, reload, shutdown).
     LocalStop,
     /// The connection actor died without saying why (a panic).
@@ -34,7 +36,7 @@ pub enum Cause {
 
 impl Cause {
     /// Every cause, for metrics that list all of them.
-    pub const ALL: [Cause; 12] = [
+    pub const ALL: [Cause; 13] = [
         Cause::ServerClose,
         Cause::Abnormal,
         Cause::Reset,
@@ -45,6 +47,7 @@ impl Cause {
         Cause::HttpStatus,
         Cause::AuthFailed,
         Cause::ProtocolError,
+        Cause::ActivationRequired,
         Cause::LocalStop,
         Cause::Internal,
     ];
@@ -62,6 +65,7 @@ impl Cause {
             Cause::HttpStatus => "http_status",
             Cause::AuthFailed => "auth_failed",
             Cause::ProtocolError => "protocol_error",
+            Cause::ActivationRequired => "activation_required",
             Cause::LocalStop => "local_stop",
             Cause::Internal => "internal",
         }
@@ -90,6 +94,8 @@ pub struct LossReport {
     pub status: Option<u16>,
     /// Human-readable detail (close reason, I/O error text). Never a token.
     pub reason: String,
+    /// With `ActivationRequired`: the code to enter in the server's console.
+    pub activation_code: Option<String>,
 }
 
 impl LossReport {
@@ -100,6 +106,7 @@ impl LossReport {
             code: None,
             status: None,
             reason: reason.into(),
+            activation_code: None,
         }
     }
 

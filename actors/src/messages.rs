@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 
 use crate::events::{DropReason, Event};
 use crate::loss::LossReport;
+use crate::ota::Discovered;
 use crate::settings::{Keep, ReconnectSettings, SessionSettings};
 use crate::state::{SessionSummary, StateUpdate};
 use crate::traffic::TrafficCounters;
@@ -127,10 +128,14 @@ pub struct ConnectionPhase {
 /// Steps of a connection that the Supervisor cares about.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Phase {
+    /// The OTA endpoint answered with a URL and token.
+    Discovered(Discovered),
     /// Upgraded; hello sent.
     Handshaking,
     /// The server hello arrived.
     Ready {
+        /// The URL connected to.
+        url: String,
         /// The server's session id.
         session_id: Option<String>,
         /// From the start of the attempt to the server hello.
@@ -213,6 +218,8 @@ pub struct ConfigurePolicy {
     pub reconnect: ReconnectSettings,
     /// Whether clean closes bring the session back.
     pub keep: Keep,
+    /// An auth failure first asks the OTA endpoint for a new token.
+    pub refresh_on_auth_failure: bool,
 }
 
 /// Forget a removed session.
@@ -246,6 +253,8 @@ pub enum Decision {
         attempt: u32,
         /// Jittered delay.
         after: Duration,
+        /// Ask the OTA endpoint again before connecting.
+        refresh: bool,
     },
     /// Park the session as `failed`.
     GiveUp {
@@ -265,7 +274,7 @@ pub struct RegisterSession {
     /// Session name.
     pub session: String,
     /// Its URL, for summaries.
-    pub url: String,
+    pub url: Option<String>,
     /// Its `max_attempts`, for summaries.
     pub max_attempts: u32,
     /// Counters its connections write to.

@@ -109,6 +109,7 @@ impl Handler<RegisterSession> for Monitor {
                     last_close: None,
                     rtt: None,
                     queued: 0,
+                    activation_code: None,
                     counters: SessionCounters::default(),
                 },
                 retry_at: None,
@@ -141,6 +142,7 @@ impl Handler<PublishState> for Monitor {
             summary.attempt = update.attempt;
             summary.max_attempts = update.max_attempts;
             summary.session_id = update.session_id.clone();
+            summary.activation_code = update.activation_code.clone();
             record.retry_at = update.retry_in.map(|after| Instant::now() + after);
             if update.state != SessionState::Ready {
                 summary.rtt = None;

@@ -15,10 +15,15 @@ use crate::wire::AudioParams;
 pub struct SessionSettings {
     /// `[a-z0-9_-]{1,32}`, unique within the daemon.
     pub name: String,
-    /// `ws://` or `wss://` URL of the xiaozhi WebSocket endpoint.
-    pub url: String,
-    /// Where the bearer token comes from.
-    pub credential: Credential,
+    /// `ws://` or `wss://` URL of the xiaozhi WebSocket endpoint; `None`:
+    /// learnt from the OTA endpoint (an explicit one wins over it).
+    pub url: Option<String>,
+    /// Where the bearer token comes from; `None`: learnt from the OTA endpoint.
+    pub credential: Option<Credential>,
+    /// The server's OTA endpoint, when the session learns its URL and token there.
+    pub ota: Option<OtaSettings>,
+    /// Certificate checks for `wss://`.
+    pub tls: TlsSettings,
     /// Sent as the `Device-Id` header (the board's MAC address on ESP32).
     pub device_id: String,
     /// Sent as the `Client-Id` header (a UUID per installation).
@@ -41,6 +46,22 @@ pub struct SessionSettings {
     pub queue: QueueSettings,
     /// Backoff and give-up rules.
     pub reconnect: ReconnectSettings,
+}
+
+/// Discovery through the OTA endpoint (`POST http://host:8003/xiaozhi/ota/`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OtaSettings {
+    /// The endpoint's URL, `http://` or `https://`.
+    pub url: String,
+}
+
+/// Certificate checks for `wss://` (and an `https://` OTA endpoint).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct TlsSettings {
+    /// A PEM file of extra CA certificates (a self-hosted server's CA).
+    pub ca_file: Option<PathBuf>,
+    /// Accept any certificate. Only on purpose; logged loudly.
+    pub insecure: bool,
 }
 
 /// Source of the bearer token. Never printed: `Debug` shows no secret.

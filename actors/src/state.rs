@@ -74,6 +74,8 @@ pub struct StateUpdate {
     pub loss: Option<LossReport>,
     /// In `ready`: the server's session id.
     pub session_id: Option<String>,
+    /// In `activating`: the code to enter in the server's console.
+    pub activation_code: Option<String>,
     /// When it happened.
     pub at: SystemTime,
 }
@@ -131,8 +133,8 @@ pub struct SessionSummary {
     pub state: SessionState,
     /// The server's session id while ready.
     pub session_id: Option<String>,
-    /// The URL it connects to.
-    pub url: String,
+    /// The URL it connects to (configured, or learnt from the OTA endpoint).
+    pub url: Option<String>,
     /// Consecutive failed attempts.
     pub attempt: u32,
     /// Attempts before giving up.
@@ -147,6 +149,8 @@ pub struct SessionSummary {
     pub rtt: Option<Duration>,
     /// Text messages waiting for `ready`.
     pub queued: usize,
+    /// In `activating`: the code to enter in the server's console.
+    pub activation_code: Option<String>,
     /// Totals since start.
     pub counters: SessionCounters,
 }

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use toml::Spanned;
-use wsvisor_actors::settings::{Credential, SessionSettings};
+use wsvisor_actors::settings::{Credential, OtaSettings, SessionSettings, TlsSettings};
 
 use super::files;
 use super::position::{ConfigError, Source};
@@ -52,14 +52,36 @@ pub(super) fn build(
     let n = name.value.as_str();
     let missing = |key: &str, hint: &str| src.error(&header, format!("session {n:?}: missing `{key}`{hint}"));
 
+    let ota = match &s.ota_url {
+        Some(v) => {
+            let ota = value::plain_string(src, "ota_url", v)?;
+            check_url(
+                &ota.value,
+                &["http://", "https://"],
+                "http://127.0.0.1:8003/xiaozhi/ota/",
+            )
+            .map_err(|why| src.error(&ota.span, format!("ota_url: {why}")))?;
+            Some(OtaSettings { url: ota.value })
+        }
+        None => None,
+    };
+    let tls = tls_settings(src, s, n, base_dir, warnings)?;
+
+    // With an OTA endpoint, url and token may be learnt there; explicit ones win.
     let url = match &s.url {
         Some(v) => {
             let url = value::string(src, "url", v)?;
             check_url(&url.value, &["ws://", "wss://"], "ws://127.0.0.1:8000/xiaozhi/v1/")
                 .map_err(|why| src.error(&url.span, format!("url: {why}")))?;
-            url.value
+            Some(url.value)
         }
-        None => return Err(missing("url", ", such as url = \"ws://127.0.0.1:8000/xiaozhi/v1/\"")),
+        None if ota.is_some() => None,
+        None => {
+            return Err(missing(
+                "url",
+                ", such as url = \"ws://127.0.0.1:8000/xiaozhi/v1/\" (or ota_url to learn it)",
+            ))
+        }
     };
 
     let credential = match (&s.token, &s.token_file) {
@@ -75,7 +97,7 @@ pub(super) fn build(
                 "`token` and `token_file` are exclusive; set only one of them",
             ));
         }
-        (Some(token), None) => Credential::Token(value::plain_string(src, "token", token)?.value),
+        (Some(token), None) => Some(Credential::Token(value::plain_string(src, "token", token)?.value)),
         (None, Some(file)) => {
             let file = value::plain_string(src, "token_file", file)?;
             let path = base_dir.join(&file.value);
@@ -90,9 +112,15 @@ pub(super) fn build(
                     path.display()
                 ));
             }
-            Credential::TokenFile(path)
+            Some(Credential::TokenFile(path))
         }
-        (None, None) => return Err(missing("token", " or `token_file`; set exactly one of them")),
+        (None, None) if ota.is_some() => None,
+        (None, None) => {
+            return Err(missing(
+                "token",
+                " or `token_file`; set exactly one of them (or ota_url to learn it)",
+            ))
+        }
     };
 
     let device_id = match &s.device_id {
@@ -122,27 +150,14 @@ pub(super) fn build(
         None => true,
     };
 
-    // Contract keys whose behaviour (OTA discovery, private CAs) is not built
-    // yet: refusing them beats silently running without what they promise.
-    for (key, value) in [
-        ("ota_url", &s.ota_url),
-        ("ca_file", &s.ca_file),
-        ("tls_insecure", &s.tls_insecure),
-    ] {
-        if let Some(v) = value {
-            return Err(src.error(
-                &v.span(),
-                format!("{key}: not supported by this version of wsvisor yet; remove it"),
-            ));
-        }
-    }
-
     let tunables = Layer::read(src, &s.tunables())?.over(defaults).finish(src, &header)?;
 
     Ok(SessionSettings {
         name: name.value.clone(),
         url,
         credential,
+        ota,
+        tls,
         device_id,
         client_id,
         protocol_version,
@@ -155,6 +170,38 @@ pub(super) fn build(
         queue: tunables.queue,
         reconnect: tunables.reconnect,
     })
+}
+
+/// `ca_file` (checked the way connections will load it) and `tls_insecure`.
+fn tls_settings(
+    src: &Source,
+    s: &RawSession,
+    name: &str,
+    base_dir: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<TlsSettings, ConfigError> {
+    let ca_file = match &s.ca_file {
+        Some(v) => {
+            let file = value::plain_string(src, "ca_file", v)?;
+            let path = base_dir.join(&file.value);
+            wsvisor_actors::client::check_ca_file(&path).map_err(|why| src.error(&file.span, why))?;
+            Some(path)
+        }
+        None => None,
+    };
+    let insecure = match &s.tls_insecure {
+        Some(v) => value::boolean(src, "tls_insecure", v)?.value,
+        None => false,
+    };
+    if insecure {
+        warnings.push(format!(
+            "session={name} tls_insecure = true: the server's TLS certificate is NOT verified"
+        ));
+    }
+    if insecure && ca_file.is_some() {
+        warnings.push(format!("session={name} ca_file has no effect with tls_insecure = true"));
+    }
+    Ok(TlsSettings { ca_file, insecure })
 }
 
 /// `[a-z0-9_-]{1,32}`: safe in log fields, metric labels and file names.

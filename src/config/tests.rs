@@ -4,7 +4,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use wsvisor_actors::settings::{Credential, Keep, LivenessSettings, QueueSettings, ReconnectSettings, SessionSettings};
+use wsvisor_actors::settings::{
+    Credential, Keep, LivenessSettings, QueueSettings, ReconnectSettings, SessionSettings, TlsSettings,
+};
 use wsvisor_actors::wire::AudioParams;
 
 use super::*;
@@ -49,8 +51,10 @@ fn builtin_reconnect() -> ReconnectSettings {
 fn builtin_session(name: &str, credential: Credential) -> SessionSettings {
     SessionSettings {
         name: name.into(),
-        url: "ws://127.0.0.1:8000/xiaozhi/v1/".into(),
-        credential,
+        url: Some("ws://127.0.0.1:8000/xiaozhi/v1/".into()),
+        credential: Some(credential),
+        ota: None,
+        tls: TlsSettings::default(),
         device_id: "aa:bb:cc:dd:ee:ff".into(),
         client_id: "6f1c0b8e-0000-4000-8000-000000000001".into(),
         protocol_version: 1,
@@ -310,7 +314,7 @@ fn exact_error_messages_and_positions() {
         ),
         (
             "[[session]]\nname = \"kitchen\"\n",
-            "1:1: session \"kitchen\": missing `url`, such as url = \"ws://127.0.0.1:8000/xiaozhi/v1/\"",
+            "1:1: session \"kitchen\": missing `url`, such as url = \"ws://127.0.0.1:8000/xiaozhi/v1/\" (or ota_url to learn it)",
         ),
         (
             "[[session]]\nname = \"kitchen\"\nurl = \"http://127.0.0.1:8000/\"\n",
@@ -322,7 +326,7 @@ fn exact_error_messages_and_positions() {
         ),
         (
             "[[session]]\nname = \"kitchen\"\nurl = \"ws://h/\"\n",
-            "1:1: session \"kitchen\": missing `token` or `token_file`; set exactly one of them",
+            "1:1: session \"kitchen\": missing `token` or `token_file`; set exactly one of them (or ota_url to learn it)",
         ),
         (
             "[[session]]\nname = \"kitchen\"\nurl = \"ws://h/\"\ntoken = \"x\"\ntoken_file = \"/k.token\"\n",
@@ -550,7 +554,10 @@ fn token_file_permissions_are_checked() {
 
     // Relative paths are resolved against the config file's directory.
     let config = parse(&config_path, &token_file_session("private.token")).unwrap();
-    assert_eq!(config.sessions[0].credential, Credential::TokenFile(private.clone()));
+    assert_eq!(
+        config.sessions[0].credential,
+        Some(Credential::TokenFile(private.clone()))
+    );
     assert!(config.warnings.is_empty(), "{:?}", config.warnings);
 
     let config = parse(&config_path, &token_file_session(&shared.display().to_string())).unwrap();
@@ -586,22 +593,56 @@ fn token_file_permissions_are_checked() {
 }
 
 #[test]
-fn keys_not_built_yet_are_refused_not_ignored() {
-    for (key, value) in [
-        ("ota_url", "\"http://127.0.0.1:8003/xiaozhi/ota/\""),
-        ("ca_file", "\"ca.pem\""),
-        ("tls_insecure", "true"),
-    ] {
-        let text = format!(
-            "[[session]]\nname = \"a\"\nurl = \"wss://example.com/xiaozhi/v1/\"\ntoken = \"t\"\ndevice_id = \"d\"\nclient_id = \"c\"\n{key} = {value}\n"
-        );
-        let e = parse(Path::new("c.toml"), &text).unwrap_err();
-        let col = key.chars().count() + 4;
-        assert_eq!(
-            e.to_string(),
-            format!("c.toml:7:{col}: {key}: not supported by this version of wsvisor yet; remove it")
-        );
-    }
+fn ota_and_tls_keys() {
+    let dir = TempDir::new("ota-tls");
+    let config_path = dir.0.join("config.toml");
+    let session = "[[session]]\nname = \"a\"\ndevice_id = \"d\"\nclient_id = \"c\"\n";
+
+    // With an OTA endpoint, url and token may be learnt there.
+    let text = format!("{session}ota_url = \"http://127.0.0.1:8003/xiaozhi/ota/\"\n");
+    let config = parse(&config_path, &text).unwrap();
+    let a = &config.sessions[0];
+    assert_eq!((a.url.as_deref(), a.credential.is_none()), (None, true));
+    assert_eq!(
+        a.ota.as_ref().map(|o| o.url.as_str()),
+        Some("http://127.0.0.1:8003/xiaozhi/ota/")
+    );
+    let e = parse(&config_path, &format!("{session}ota_url = \"ftp://x/\"\n")).unwrap_err();
+    assert!(e.to_string().contains(":5:11: ota_url: "), "{e}");
+    let e = parse(&config_path, &format!("{session}token = \"t\"\n")).unwrap_err();
+    assert!(e.to_string().contains("missing `url`"), "{e}");
+
+    // A CA file must hold certificates; a readable one is used as given.
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()])
+        .unwrap()
+        .cert
+        .pem();
+    let ca = dir.write("ca.pem", &cert, 0o644);
+    let wss = format!("{session}url = \"wss://localhost/xiaozhi/v1/\"\ntoken = \"t\"\n");
+    let config = parse(&config_path, &format!("{wss}ca_file = \"ca.pem\"\n")).unwrap();
+    assert_eq!(
+        config.sessions[0].tls,
+        TlsSettings {
+            ca_file: Some(ca),
+            insecure: false
+        }
+    );
+    let e = parse(&config_path, &format!("{wss}ca_file = \"missing.pem\"\n")).unwrap_err();
+    assert!(
+        e.to_string().contains(":7:11: ca_file ") && e.to_string().contains("missing.pem"),
+        "{e}"
+    );
+    dir.write("junk.pem", "not a certificate\n", 0o644);
+    let e = parse(&config_path, &format!("{wss}ca_file = \"junk.pem\"\n")).unwrap_err();
+    assert!(e.to_string().contains("no certificate"), "{e}");
+
+    // Turning verification off is allowed, and said out loud.
+    let config = parse(&config_path, &format!("{wss}tls_insecure = true\n")).unwrap();
+    assert!(config.sessions[0].tls.insecure);
+    assert_eq!(
+        config.warnings,
+        vec!["session=a tls_insecure = true: the server's TLS certificate is NOT verified"]
+    );
 }
 
 #[test]
@@ -657,7 +698,7 @@ fn example_config_in_the_repository_loads() {
     let config = parse(path, &text).unwrap_or_else(|e| panic!("{e}"));
     let second = &config.sessions[1];
     assert_eq!(second.name, "living-room");
-    assert_eq!(second.credential, Credential::TokenFile(token));
+    assert_eq!(second.credential, Some(Credential::TokenFile(token)));
     assert_eq!((second.keep, second.autostart), (Keep::OnDemand, false));
     assert!(config.warnings.is_empty(), "{:?}", config.warnings);
 }

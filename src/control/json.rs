@@ -31,7 +31,7 @@ pub fn summary(s: &SessionSummary) -> Value {
         }
         close
     });
-    json!({
+    let mut value = json!({
         "name": s.name,
         "state": s.state.as_str(),
         "session_id": s.session_id,
@@ -43,7 +43,11 @@ pub fn summary(s: &SessionSummary) -> Value {
         "last_close": last_close,
         "rtt_ms": s.rtt.map(|rtt| (rtt.as_secs_f64() * 1e6).round() / 1e3),
         "queued": s.queued,
-    })
+    });
+    if let Some(code) = &s.activation_code {
+        value["activation_code"] = json!(code);
+    }
+    value
 }
 
 /// The summary plus counters, for `session`.
@@ -92,6 +96,9 @@ pub fn event(event: &Event, with_audio: bool) -> Value {
             }
             if let Some(id) = &u.session_id {
                 value["session_id"] = json!(id);
+            }
+            if let Some(code) = &u.activation_code {
+                value["activation_code"] = json!(code);
             }
             value
         }

@@ -186,7 +186,7 @@ mod tests {
             name: "kitchen".into(),
             state: SessionState::Ready,
             session_id: None,
-            url: "ws://x/".into(),
+            url: Some("ws://x/".into()),
             attempt: 0,
             max_attempts: 10,
             since: SystemTime::now(),
@@ -194,6 +194,7 @@ mod tests {
             last_close: None,
             rtt: Some(Duration::from_micros(400)),
             queued: 0,
+            activation_code: None,
             counters,
         };
         let text = render(&[summary], Duration::from_secs(5));

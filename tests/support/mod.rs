@@ -11,7 +11,9 @@ use tokio::sync::mpsc::Receiver;
 use wsvisor_actors::events::Event;
 use wsvisor_actors::loss::LossReport;
 use wsvisor_actors::messages::Subscribe;
-use wsvisor_actors::settings::{Credential, Keep, LivenessSettings, QueueSettings, ReconnectSettings, SessionSettings};
+use wsvisor_actors::settings::{
+    Credential, Keep, LivenessSettings, QueueSettings, ReconnectSettings, SessionSettings, TlsSettings,
+};
 use wsvisor_actors::state::{SessionState, StateUpdate};
 use wsvisor_actors::wire::AudioParams;
 use wsvisor_actors::Tree;
@@ -25,8 +27,10 @@ pub const PING_TIMEOUT: Duration = Duration::from_millis(200);
 pub fn settings(name: &str, url: &str) -> SessionSettings {
     SessionSettings {
         name: name.into(),
-        url: url.into(),
-        credential: Credential::Token("test-token".into()),
+        url: Some(url.into()),
+        credential: Some(Credential::Token("test-token".into())),
+        ota: None,
+        tls: TlsSettings::default(),
         device_id: format!("dev-{name}"),
         client_id: "6f1c0b8e-0000-4000-8000-000000000001".into(),
         protocol_version: 1,

@@ -4,6 +4,7 @@
 //! single `ConnectionEnded`, so the socket and every timer are gone before
 //! the Supervisor hears of it, and a panic is reported like any loss.
 
+mod endpoint;
 mod frames;
 mod sink;
 mod upgrade;
@@ -20,6 +21,7 @@ use bytes::Bytes;
 use futures_util::stream::{SplitSink, StreamExt};
 use serde_json::{Map, Value};
 
+pub use self::endpoint::ConnectPlan;
 pub use self::frames::{close_reason, is_sendable_close_code, FrameAssembler, FrameError, Inbound};
 use self::sink::FlushThenClose;
 pub use self::upgrade::{upgrade, WsFramed, MAX_MESSAGE_BYTES};
@@ -68,7 +70,8 @@ enum Stage {
 pub struct Connection {
     settings: Arc<SessionSettings>,
     generation: u64,
-    client: awc::Client,
+    client: Result<awc::Client, String>,
+    plan: ConnectPlan,
     links: ConnectionLinks,
     traffic: Arc<TrafficCounters>,
     started_at: Instant,
@@ -78,6 +81,7 @@ pub struct Connection {
     assembler: FrameAssembler,
     report: Option<LossReport>,
     ready_since: Option<Instant>,
+    url: String,
     session_id: Option<String>,
     hello_timer: Option<SpawnHandle>,
     ping_sequence: u64,
@@ -86,11 +90,13 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// A connection attempt, started when the actor starts.
+    /// A connection attempt, started when the actor starts. `client` is the
+    /// error that kept it from being built (a bad CA file), if any.
     pub fn new(
         settings: Arc<SessionSettings>,
         generation: u64,
-        client: awc::Client,
+        client: Result<awc::Client, String>,
+        plan: ConnectPlan,
         links: ConnectionLinks,
         traffic: Arc<TrafficCounters>,
     ) -> Self {
@@ -98,6 +104,7 @@ impl Connection {
             settings,
             generation,
             client,
+            plan,
             links,
             traffic,
             started_at: Instant::now(),
@@ -107,6 +114,7 @@ impl Connection {
             assembler: FrameAssembler::new(MAX_MESSAGE_BYTES),
             report: None,
             ready_since: None,
+            url: String::new(),
             session_id: None,
             hello_timer: None,
             ping_sequence: 0,
@@ -258,7 +266,9 @@ impl Connection {
         if let Some(every) = self.settings.liveness.app_ping_interval {
             ctx.run_interval(every, |act, _| act.write_message(wire::app_ping()));
         }
+        let url = self.url.clone();
         self.report_phase(Phase::Ready {
+            url,
             session_id,
             took: self.started_at.elapsed(),
         });
@@ -306,10 +316,34 @@ impl Actor for Connection {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let attempt = upgrade(self.client.clone(), self.settings.clone());
-        ctx.spawn(attempt.into_actor(self).map(|result, act, ctx| match result {
-            Ok(framed) => act.on_upgraded(framed, ctx),
-            Err(report) => act.end(report, ctx),
+        let client = match &self.client {
+            Ok(client) => client.clone(),
+            Err(why) => return self.end(LossReport::new(Cause::ConnectFailed, why.clone()), ctx),
+        };
+        let settings = self.settings.clone();
+        let plan = std::mem::take(&mut self.plan);
+        let attempt = async move {
+            let (endpoint, discovered) = match endpoint::resolve(&client, &settings, plan).await {
+                Ok(resolved) => resolved,
+                Err(report) => return (None, Err(report)),
+            };
+            let upgraded = upgrade(client, settings, &endpoint)
+                .await
+                .map(|framed| (framed, endpoint.url));
+            (discovered, upgraded)
+        };
+        ctx.spawn(attempt.into_actor(self).map(|(discovered, upgraded), act, ctx| {
+            // Worth keeping even when the upgrade then failed.
+            if let Some(found) = discovered {
+                act.report_phase(Phase::Discovered(found));
+            }
+            match upgraded {
+                Ok((framed, url)) => {
+                    act.url = url;
+                    act.on_upgraded(framed, ctx);
+                }
+                Err(report) => act.end(report, ctx),
+            }
         }));
     }
 }

@@ -10,8 +10,9 @@ use awc::error::{ConnectError, SendRequestError, WsClientError};
 use awc::ws::Codec;
 use awc::BoxedSocket;
 
+use super::endpoint::Endpoint;
 use crate::loss::{Cause, LossReport};
-use crate::settings::{Credential, SessionSettings};
+use crate::settings::SessionSettings;
 
 /// Largest frame and message accepted from a server. Opus frames are a few
 /// hundred bytes and JSON messages a few KiB; 1 MiB leaves room for MCP.
@@ -20,13 +21,16 @@ pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
 /// An upgraded WebSocket.
 pub type WsFramed = Framed<BoxedSocket, Codec>;
 
-/// Connect, upgrade, and give back the framed socket or the cause of failure.
-pub async fn upgrade(client: awc::Client, settings: Arc<SessionSettings>) -> Result<WsFramed, LossReport> {
-    let token = read_token(&settings.credential)?;
+/// Upgrade to `endpoint` and give back the framed socket or the cause of failure.
+pub async fn upgrade(
+    client: awc::Client,
+    settings: Arc<SessionSettings>,
+    endpoint: &Endpoint,
+) -> Result<WsFramed, LossReport> {
     let request = client
-        .ws(settings.url.as_str())
+        .ws(endpoint.url.as_str())
         .max_frame_size(MAX_MESSAGE_BYTES)
-        .bearer_auth(token)
+        .bearer_auth(&endpoint.token)
         .set_header("Protocol-Version", settings.protocol_version.to_string())
         .set_header("Device-Id", settings.device_id.as_str())
         .set_header("Client-Id", settings.client_id.as_str());
@@ -34,24 +38,6 @@ pub async fn upgrade(client: awc::Client, settings: Arc<SessionSettings>) -> Res
         Ok(Ok((_response, framed))) => Ok(framed),
         Ok(Err(err)) => Err(classify(err)),
         Err(_) => Err(timed_out(settings.connect_timeout)),
-    }
-}
-
-fn read_token(credential: &Credential) -> Result<String, LossReport> {
-    match credential {
-        Credential::Token(token) => Ok(token.clone()),
-        // Read at every attempt so that a rotated token needs no restart.
-        Credential::TokenFile(path) => match std::fs::read_to_string(path) {
-            Ok(text) if !text.trim().is_empty() => Ok(text.trim().to_owned()),
-            Ok(_) => Err(LossReport::new(
-                Cause::AuthFailed,
-                format!("token_file {} is empty", path.display()),
-            )),
-            Err(err) => Err(LossReport::new(
-                Cause::AuthFailed,
-                format!("cannot read token_file {}: {err}", path.display()),
-            )),
-        },
     }
 }
 

@@ -3,7 +3,10 @@
 //! wrapped in an actor that holds one per session.
 //!
 //! The rules:
-//! - `auth_failed` parks at once: retrying a refused token only storms the server;
+//! - `auth_failed` parks at once: retrying a refused token only storms the
+//!   server; with an OTA endpoint, one refresh and one immediate retry come first;
+//! - `activation_required` waits on a person: it backs off without counting
+//!   towards `max_attempts`, asking the OTA endpoint again each time;
 //! - a clean close (1000/1001) with `keep = "on_demand"` stays down;
 //! - a clean close of a session that had been ready is a success that
 //!   ended, not a failure: a fresh burst at the first backoff step (a server
@@ -31,6 +34,8 @@ use crate::settings::{Keep, ReconnectSettings};
 pub struct SessionPolicy {
     settings: ReconnectSettings,
     keep: Keep,
+    refresh_on_auth_failure: bool,
+    refreshed: bool,
     failures: u32,
     schedule: BackoffSchedule,
 }
@@ -42,8 +47,16 @@ impl SessionPolicy {
             schedule: BackoffSchedule::new(&settings),
             settings,
             keep,
+            refresh_on_auth_failure: false,
+            refreshed: false,
             failures: 0,
         }
+    }
+
+    /// Let an auth failure first refresh the token through OTA (once per burst).
+    pub fn refreshing_on_auth_failure(mut self, enabled: bool) -> Self {
+        self.refresh_on_auth_failure = enabled;
+        self
     }
 
     /// Consecutive failed attempts so far.
@@ -54,6 +67,7 @@ impl SessionPolicy {
     /// Start a fresh burst (a `connect` command, a revival).
     pub fn reset(&mut self) {
         self.failures = 0;
+        self.refreshed = false;
         self.schedule.restart();
     }
 
@@ -71,6 +85,22 @@ impl SessionPolicy {
         if report.is_clean_close() && self.keep == Keep::OnDemand {
             return Decision::StayDown;
         }
+        if report.cause == Cause::ActivationRequired {
+            let after = self.schedule.next_delay();
+            return Decision::Retry {
+                attempt: self.failures + 1,
+                after,
+                refresh: true,
+            };
+        }
+        if report.cause == Cause::AuthFailed && self.refresh_on_auth_failure && !self.refreshed {
+            self.refreshed = true;
+            return Decision::Retry {
+                attempt: self.failures + 1,
+                after: Duration::ZERO,
+                refresh: true,
+            };
+        }
         if !ended_well {
             self.failures += 1;
         }
@@ -82,6 +112,7 @@ impl SessionPolicy {
         Decision::Retry {
             attempt: self.failures + 1,
             after: self.schedule.next_delay(),
+            refresh: false,
         }
     }
 }
@@ -100,13 +131,15 @@ impl Handler<ConfigurePolicy> for ReconnectPolicy {
     type Result = ();
 
     fn handle(&mut self, msg: ConfigurePolicy, _: &mut Context<Self>) {
-        let unchanged = self
-            .sessions
-            .get(&msg.session)
-            .is_some_and(|p| p.settings == msg.reconnect && p.keep == msg.keep);
+        let unchanged = self.sessions.get(&msg.session).is_some_and(|p| {
+            p.settings == msg.reconnect
+                && p.keep == msg.keep
+                && p.refresh_on_auth_failure == msg.refresh_on_auth_failure
+        });
         if !unchanged {
-            self.sessions
-                .insert(msg.session, SessionPolicy::new(msg.reconnect, msg.keep));
+            let policy =
+                SessionPolicy::new(msg.reconnect, msg.keep).refreshing_on_auth_failure(msg.refresh_on_auth_failure);
+            self.sessions.insert(msg.session, policy);
         }
     }
 }

@@ -39,7 +39,7 @@ fn server_down_gives_exactly_max_attempts_with_growing_jittered_delays() {
     // The first attempt failed; nine retries follow, the tenth failure gives up.
     for expected_attempt in 2..=s.max_attempts {
         match policy.decide(&refused(), None) {
-            Decision::Retry { attempt, after } => {
+            Decision::Retry { attempt, after, .. } => {
                 assert_eq!(attempt, expected_attempt);
                 assert_within(after, nominal, s.jitter);
             }
@@ -96,7 +96,7 @@ fn stable_session_starts_a_fresh_burst() {
     assert_eq!(policy.failures(), 5);
     let reset = LossReport::new(Cause::Reset, "Connection reset by peer");
     match policy.decide(&reset, Some(s.stable_after)) {
-        Decision::Retry { attempt, after } => {
+        Decision::Retry { attempt, after, .. } => {
             assert_eq!(attempt, 1);
             assert_within(after, s.initial_delay, s.jitter);
         }
@@ -132,7 +132,7 @@ fn clean_close_of_a_ready_session_retries_at_the_first_step() {
     let idle_close = LossReport::server_close(Some(1000), "");
     for _ in 0..(s.max_attempts * 3) {
         match policy.decide(&idle_close, Some(Duration::from_secs(1))) {
-            Decision::Retry { attempt, after } => {
+            Decision::Retry { attempt, after, .. } => {
                 assert_eq!(attempt, 1, "a clean close is not a failure");
                 assert_within(after, s.initial_delay, s.jitter);
             }
@@ -164,7 +164,7 @@ fn service_restart_backs_off() {
     let restart = LossReport::server_close(Some(1012), "service restart");
     policy.decide(&restart, Some(Duration::from_secs(1)));
     match policy.decide(&restart, Some(Duration::from_secs(1))) {
-        Decision::Retry { attempt, after } => {
+        Decision::Retry { attempt, after, .. } => {
             assert_eq!(attempt, 3);
             assert_within(after, s.initial_delay * 2, s.jitter);
         }
@@ -210,4 +210,40 @@ fn zero_jitter_gives_exact_delays() {
         })
         .collect();
     assert_eq!(delays, vec![500, 1000, 2000, 4000]);
+}
+
+#[test]
+fn with_ota_an_auth_failure_refreshes_once_then_parks() {
+    let mut policy = SessionPolicy::new(settings(), Keep::Always).refreshing_on_auth_failure(true);
+    let refused = LossReport::new(Cause::AuthFailed, "认证失败");
+    assert_eq!(
+        policy.decide(&refused, None),
+        Decision::Retry {
+            attempt: 1,
+            after: Duration::ZERO,
+            refresh: true
+        }
+    );
+    assert!(matches!(policy.decide(&refused, None), Decision::GiveUp { .. }));
+    policy.reset();
+    assert!(
+        matches!(policy.decide(&refused, None), Decision::Retry { refresh: true, .. }),
+        "a new burst refreshes again"
+    );
+}
+
+#[test]
+fn activation_waits_without_giving_up() {
+    let s = settings();
+    let mut policy = SessionPolicy::new(s, Keep::Always);
+    let activate = LossReport::new(Cause::ActivationRequired, "enter 123456");
+    for _ in 0..(s.max_attempts * 3) {
+        match policy.decide(&activate, None) {
+            Decision::Retry { refresh, after, .. } => {
+                assert!(refresh, "activation asks the OTA endpoint again");
+                assert!(after <= s.max_delay.mul_f64(1.0 + s.jitter) + Duration::from_micros(1));
+            }
+            other => panic!("activation gave up: {other:?}"),
+        }
+    }
 }

@@ -44,6 +44,16 @@ pub fn retrying(name: &str, attempt: u32, max_attempts: u32, after: Duration) {
     );
 }
 
+/// `session=NAME activation required code=… message="…" retry_in_ms=N`
+pub fn activation(name: &str, report: &LossReport, after: Duration) {
+    let code = report.activation_code.as_deref().unwrap_or("-");
+    log::warn!(
+        "session={name} activation required code={code} message={:?} retry_in_ms={}; enter the code in the server's console",
+        report.reason,
+        after.as_millis()
+    );
+}
+
 /// `session=NAME gave up attempts=N last_cause=…; will revive in 10m`
 pub fn gave_up(name: &str, attempts: u32, last_cause: Cause, revive_after: Option<Duration>) {
     let revive = match revive_after {

@@ -18,11 +18,14 @@ use actix::prelude::*;
 use tokio::sync::oneshot;
 
 pub use self::queue::{Held, OutboundQueue};
-use crate::connection::{Connection, ConnectionLinks};
+use crate::client::{ClientCache, ClientKey};
+use crate::connection::{ConnectPlan, Connection, ConnectionLinks};
 use crate::events::DropReason;
+use crate::loss::Cause;
 use crate::loss::LossReport;
 use crate::messages::*;
 use crate::monitor::Monitor;
+use crate::ota::Discovered;
 use crate::policy::ReconnectPolicy;
 use crate::settings::SessionSettings;
 use crate::state::{SessionState, StateUpdate};
@@ -63,6 +66,10 @@ struct Slot {
     expiry_timer: Option<SpawnHandle>,
     /// Stopped after a clean close under `keep = "on_demand"`: traffic wakes it.
     wakes_on_send: bool,
+    /// The OTA endpoint's last answer.
+    discovered: Option<Discovered>,
+    /// The next attempt asks the OTA endpoint again.
+    refresh_next: bool,
 }
 
 /// Restarts one Connection per session, by the ReconnectPolicy's decisions.
@@ -70,20 +77,20 @@ pub struct Supervisor {
     slots: HashMap<String, Slot>,
     policy: Addr<ReconnectPolicy>,
     monitor: Addr<Monitor>,
-    client: awc::Client,
+    clients: ClientCache,
     next_generation: u64,
     /// Set once shutdown began: who waits for the last connection to end.
     shutdown: Option<Vec<oneshot::Sender<()>>>,
 }
 
 impl Supervisor {
-    /// A supervisor using this policy, monitor and WebSocket client.
-    pub fn new(policy: Addr<ReconnectPolicy>, monitor: Addr<Monitor>, client: awc::Client) -> Self {
+    /// A supervisor using this policy and monitor.
+    pub fn new(policy: Addr<ReconnectPolicy>, monitor: Addr<Monitor>) -> Self {
         Supervisor {
             slots: HashMap::new(),
             policy,
             monitor,
-            client,
+            clients: ClientCache::default(),
             next_generation: 0,
             shutdown: None,
         }
@@ -91,6 +98,7 @@ impl Supervisor {
 
     fn publish(&self, name: &str, state: SessionState, loss: Option<LossReport>, retry_in: Option<Duration>) {
         let Some(slot) = self.slots.get(name) else { return };
+        let activation_code = loss.as_ref().and_then(|l| l.activation_code.clone());
         self.monitor.do_send(PublishState(StateUpdate {
             session: name.to_owned(),
             state,
@@ -99,6 +107,7 @@ impl Supervisor {
             retry_in,
             loss,
             session_id: None,
+            activation_code,
             at: SystemTime::now(),
         }));
     }
@@ -125,10 +134,16 @@ impl Supervisor {
         slot.generation = generation;
         slot.attempt = attempt;
         slot.wakes_on_send = false;
+        let client = self.clients.get(&ClientKey::of(&slot.settings));
+        let plan = ConnectPlan {
+            known: slot.discovered.clone(),
+            refresh: std::mem::take(&mut slot.refresh_next),
+        };
         let conn = Connection::new(
             slot.settings.clone(),
             generation,
-            self.client.clone(),
+            client,
+            plan,
             links,
             slot.traffic.clone(),
         )
@@ -186,10 +201,14 @@ impl Supervisor {
 
     fn apply_settings(&mut self, settings: SessionSettings) {
         let name = settings.name.clone();
+        if settings.tls.insecure {
+            log::warn!("session={name} tls_insecure = true: the server's certificate is NOT verified");
+        }
         self.policy.do_send(ConfigurePolicy {
             session: name.clone(),
             reconnect: settings.reconnect,
             keep: settings.keep,
+            refresh_on_auth_failure: settings.ota.is_some(),
         });
         let traffic = match self.slots.get(&name) {
             Some(slot) => slot.traffic.clone(),
@@ -203,7 +222,11 @@ impl Supervisor {
         });
         let settings = Arc::new(settings);
         match self.slots.get_mut(&name) {
-            Some(slot) => slot.settings = settings,
+            Some(slot) => {
+                // What an old OTA endpoint said may not hold for the new settings.
+                slot.discovered = None;
+                slot.settings = settings;
+            }
             None => {
                 let slot = Slot {
                     settings,
@@ -214,6 +237,8 @@ impl Supervisor {
                     queue: OutboundQueue::default(),
                     expiry_timer: None,
                     wakes_on_send: false,
+                    discovered: None,
+                    refresh_next: false,
                 };
                 self.slots.insert(name, slot);
             }
@@ -224,13 +249,24 @@ impl Supervisor {
         let Some(slot) = self.slots.get_mut(&name) else { return };
         let max_attempts = slot.settings.reconnect.max_attempts;
         match decision {
-            Decision::Retry { attempt, after } => {
-                journal::retrying(&name, attempt, max_attempts, after);
+            Decision::Retry {
+                attempt,
+                after,
+                refresh,
+            } => {
+                let state = if report.cause == Cause::ActivationRequired {
+                    journal::activation(&name, &report, after);
+                    SessionState::Activating
+                } else {
+                    journal::retrying(&name, attempt, max_attempts, after);
+                    SessionState::Backoff
+                };
                 slot.attempt = attempt;
+                slot.refresh_next = refresh;
                 let timer = ctx.run_later(after, move |act, ctx| act.start(&name.clone(), attempt, None, ctx));
                 slot.run = Run::Waiting(timer);
                 let name = &slot.settings.name.clone();
-                self.publish(name, SessionState::Backoff, Some(report), Some(after));
+                self.publish(name, state, Some(report), Some(after));
             }
             Decision::GiveUp { attempts } => {
                 let revive_after = slot.settings.reconnect.revive_after;
@@ -602,11 +638,22 @@ impl Handler<ConnectionPhase> for Supervisor {
         };
         let Run::Live { ready, .. } = &mut slot.run else { return };
         match msg.phase {
+            Phase::Discovered(found) => {
+                if slot.settings.url.is_none() {
+                    self.monitor.do_send(RegisterSession {
+                        session: msg.session.clone(),
+                        url: found.url.clone(),
+                        max_attempts: slot.settings.reconnect.max_attempts,
+                        traffic: slot.traffic.clone(),
+                    });
+                }
+                slot.discovered = Some(found);
+            }
             Phase::Handshaking => self.publish(&msg.session, SessionState::Handshaking, None, None),
-            Phase::Ready { session_id, took } => {
+            Phase::Ready { url, session_id, took } => {
                 *ready = true;
                 slot.attempt = 0;
-                journal::connected(&msg.session, &slot.settings.url, session_id.as_deref(), took);
+                journal::connected(&msg.session, &url, session_id.as_deref(), took);
                 self.monitor.do_send(PublishState(StateUpdate {
                     session: msg.session.clone(),
                     state: SessionState::Ready,
@@ -615,6 +662,7 @@ impl Handler<ConnectionPhase> for Supervisor {
                     retry_in: None,
                     loss: None,
                     session_id,
+                    activation_code: None,
                     at: SystemTime::now(),
                 }));
                 self.flush(&msg.session, ctx);

@@ -1,0 +1,99 @@
+//! Where and how one attempt connects: the configured URL and token, or
+//! what the OTA endpoint told us (asked again when the plan says so), the
+//! explicit configuration winning over discovery.
+
+use std::sync::Arc;
+
+use crate::loss::{Cause, LossReport};
+use crate::ota::{self, Discovered, OtaError};
+use crate::settings::{Credential, SessionSettings};
+
+/// The URL and bearer token of one attempt.
+pub struct Endpoint {
+    /// `ws://` or `wss://`.
+    pub url: String,
+    /// Sent as `Authorization: Bearer`.
+    pub token: String,
+}
+
+/// What the Supervisor hands an attempt about discovery.
+#[derive(Clone, Debug, Default)]
+pub struct ConnectPlan {
+    /// What the OTA endpoint said last time, if it was asked.
+    pub known: Option<Discovered>,
+    /// Ask the OTA endpoint again even if something is known.
+    pub refresh: bool,
+}
+
+/// The endpoint of this attempt, and a fresh discovery if one was made.
+pub async fn resolve(
+    client: &awc::Client,
+    settings: &Arc<SessionSettings>,
+    plan: ConnectPlan,
+) -> Result<(Endpoint, Option<Discovered>), LossReport> {
+    let mut fresh = None;
+    let known = match &settings.ota {
+        Some(ota) if plan.known.is_none() || plan.refresh => {
+            match ota::discover(client, settings, ota, settings.connect_timeout).await {
+                Ok(found) => {
+                    fresh = Some(found.clone());
+                    Some(found)
+                }
+                Err(OtaError::Activation { code, message }) => {
+                    let mut report =
+                        LossReport::new(Cause::ActivationRequired, format!("activation required: {message}"));
+                    report.activation_code = Some(code);
+                    return Err(report);
+                }
+                // A known answer is still good while the endpoint is down.
+                Err(OtaError::Failed(why)) if plan.known.is_some() => {
+                    log::warn!("session={} {why}; using the last answer", settings.name);
+                    plan.known
+                }
+                Err(OtaError::Failed(why)) => return Err(LossReport::new(Cause::ConnectFailed, why)),
+            }
+        }
+        _ => plan.known,
+    };
+    let url = settings
+        .url
+        .clone()
+        .or_else(|| known.as_ref().and_then(|k| k.url.clone()));
+    let Some(url) = url else {
+        return Err(LossReport::new(
+            Cause::ProtocolError,
+            "the OTA endpoint named no websocket.url",
+        ));
+    };
+    let token = match &settings.credential {
+        Some(credential) => read_token(credential)?,
+        None => match known.and_then(|k| k.token) {
+            Some(token) => token,
+            None => {
+                return Err(LossReport::new(
+                    Cause::AuthFailed,
+                    "no token: none configured, none from OTA",
+                ))
+            }
+        },
+    };
+    Ok((Endpoint { url, token }, fresh))
+}
+
+fn read_token(credential: &Credential) -> Result<String, LossReport> {
+    match credential {
+        Credential::Token(token) => Ok(token.clone()),
+        // Read at every attempt so that a rotated token needs no restart.
+        Credential::TokenFile(path) => match std::fs::read_to_string(path) {
+            Ok(text) if !text.trim().is_empty() => Ok(text.trim().to_owned()),
+            Ok(_) => Err(LossReport::new(
+                Cause::AuthFailed,
+                format!("token_file {} is empty", path.display()),
+            )),
+            Err(err) => Err(LossReport::new(
+                Cause::AuthFailed,
+                format!("cannot read token_file {}: {err}", path.display()),
+            )),
+        },
+    }
+}
