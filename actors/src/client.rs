@@ -6,7 +6,7 @@
 //! sockets. Sessions with the same TLS and liveness settings share one.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -137,7 +137,7 @@ pub fn add_ca_file(roots: &mut RootCertStore, path: &Path) -> Result<(), String>
 }
 
 /// Checks a CA file the way connections will use it (for `wsvisor check`).
-pub fn check_ca_file(path: &PathBuf) -> Result<(), String> {
+pub fn check_ca_file(path: &Path) -> Result<(), String> {
     add_ca_file(&mut RootCertStore::empty(), path)
 }
 
