@@ -3,7 +3,9 @@
 
 #![allow(dead_code)]
 
+pub mod ota;
 pub mod process;
+pub mod tls;
 
 use std::time::{Duration, Instant};
 
