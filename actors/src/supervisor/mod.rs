@@ -291,6 +291,18 @@ impl Supervisor {
         }
     }
 
+    /// The session's live connection and whether it is ready.
+    fn connection_of(&self, name: &str) -> Result<(&Addr<Connection>, bool), CommandError> {
+        match self.slots.get(name) {
+            Some(Slot {
+                run: Run::Live { conn, ready, .. },
+                ..
+            }) => Ok((conn, *ready)),
+            Some(_) => Err(CommandError::NotReady(name.to_owned())),
+            None => Err(CommandError::NotFound(name.to_owned())),
+        }
+    }
+
     fn finish_shutdown_if_done(&mut self) {
         let live = self.slots.values().any(|slot| matches!(slot.run, Run::Live { .. }));
         if !live {
@@ -557,16 +569,12 @@ impl Handler<SendAudio> for Supervisor {
     type Result = Result<(), CommandError>;
 
     fn handle(&mut self, msg: SendAudio, _: &mut Context<Self>) -> Self::Result {
-        match self.slots.get(&msg.session) {
-            None => Err(CommandError::NotFound(msg.session)),
-            Some(Slot {
-                run: Run::Live { conn, ready: true, .. },
-                ..
-            }) => {
+        match self.connection_of(&msg.session)? {
+            (conn, true) => {
                 conn.do_send(WriteBinary(msg.data));
                 Ok(())
             }
-            Some(_) => Err(CommandError::NotReady(msg.session)),
+            (_, false) => Err(CommandError::NotReady(msg.session)),
         }
     }
 }
@@ -727,17 +735,8 @@ impl Handler<PanicConnection> for Supervisor {
     type Result = Result<(), CommandError>;
 
     fn handle(&mut self, msg: PanicConnection, _: &mut Context<Self>) -> Self::Result {
-        match self.slots.get(&msg.0) {
-            Some(Slot {
-                run: Run::Live { conn, .. },
-                ..
-            }) => {
-                conn.do_send(InjectPanic);
-                Ok(())
-            }
-            Some(_) => Err(CommandError::NotReady(msg.0)),
-            None => Err(CommandError::NotFound(msg.0)),
-        }
+        self.connection_of(&msg.0)?.0.do_send(InjectPanic);
+        Ok(())
     }
 }
 
@@ -746,16 +745,7 @@ impl Handler<WedgeConnection> for Supervisor {
     type Result = Result<(), CommandError>;
 
     fn handle(&mut self, msg: WedgeConnection, _: &mut Context<Self>) -> Self::Result {
-        match self.slots.get(&msg.0) {
-            Some(Slot {
-                run: Run::Live { conn, .. },
-                ..
-            }) => {
-                conn.do_send(InjectWedge);
-                Ok(())
-            }
-            Some(_) => Err(CommandError::NotReady(msg.0)),
-            None => Err(CommandError::NotFound(msg.0)),
-        }
+        self.connection_of(&msg.0)?.0.do_send(InjectWedge);
+        Ok(())
     }
 }
