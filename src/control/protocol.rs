@@ -338,7 +338,8 @@ fn listen_message(state: ListenState, mode: Option<String>, text: Option<String>
     message
 }
 
-fn kind(value: &Value) -> &'static str {
+/// "a string", "an object"...: how errors name the JSON type found.
+pub fn kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

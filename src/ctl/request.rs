@@ -9,7 +9,7 @@ use base64::Engine;
 use serde_json::{json, Map, Value};
 
 use super::{AudioSource, CtlCommand, ListenMode, ListenState};
-use crate::control::protocol::MAX_LINE_BYTES;
+use crate::control::protocol::{kind, MAX_LINE_BYTES};
 
 /// The request object for `command`, or a usage message.
 pub fn build(command: &CtlCommand) -> Result<Map<String, Value>, String> {
@@ -115,17 +115,6 @@ fn json_object(text: &str) -> Result<Map<String, Value>, String> {
             kind(&other)
         )),
         Err(err) => Err(format!("send: the message is not valid JSON: {err}")),
-    }
-}
-
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 
