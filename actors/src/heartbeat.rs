@@ -63,10 +63,12 @@ impl Heartbeat {
         if let Some(sent) = self.ping_sent_at {
             let deadline = sent + self.ping_timeout;
             if now >= deadline {
-                let silent_for = now.duration_since(self.last_life);
-                if self.peer.dead.try_send(PeerDead { silent_for }).is_ok() {
-                    self.stopped_on_request = true;
-                }
+                // do_send, not try_send: a connection busy with writes has a
+                // full mailbox, and a verdict must never be lost to that.
+                self.peer.dead.do_send(PeerDead {
+                    silent_for: now.duration_since(self.last_life),
+                });
+                self.stopped_on_request = true;
                 ctx.stop();
                 return;
             }
@@ -76,11 +78,12 @@ impl Heartbeat {
         if now < quiet_until {
             return self.wake_at(quiet_until, ctx);
         }
-        if self.peer.ping.try_send(SendPing).is_err() {
+        if !self.peer.ping.connected() {
             // The connection is gone; nothing left to time.
             self.stopped_on_request = true;
             return ctx.stop();
         }
+        self.peer.ping.do_send(SendPing);
         self.ping_sent_at = Some(now);
         self.wake_at(now + self.ping_timeout, ctx);
     }
