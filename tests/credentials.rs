@@ -230,3 +230,16 @@ async fn wss_with_a_private_ca_connects_only_when_the_ca_is_given() {
     watcher3.wait_state(SessionState::Ready, LIMIT).await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[actix_rt::test]
+async fn an_unreachable_ota_endpoint_does_not_block_explicit_settings() {
+    let server = Server::start(ServerOptions::default()).unwrap();
+    let gone = OtaEndpoint::start(json!({}));
+    let ota_url = gone.url();
+    drop(gone);
+    std::thread::sleep(Duration::from_millis(20));
+    let mut session = settings("kitchen", &server.url());
+    session.ota = Some(OtaSettings { url: ota_url });
+    let (_tree, mut watcher) = start(session).await;
+    watcher.wait_state(SessionState::Ready, LIMIT).await;
+}

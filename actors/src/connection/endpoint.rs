@@ -45,9 +45,10 @@ pub async fn resolve(
                     report.activation_code = Some(code);
                     return Err(report);
                 }
-                // A known answer is still good while the endpoint is down.
-                Err(OtaError::Failed(why)) if plan.known.is_some() => {
-                    log::warn!("session={} {why}; using the last answer", settings.name);
+                // A known answer is still good while the endpoint is down, and
+                // explicit settings need none.
+                Err(OtaError::Failed(why)) if plan.known.is_some() || explicit(settings) => {
+                    log::warn!("session={} {why}; connecting with what is known", settings.name);
                     plan.known
                 }
                 Err(OtaError::Failed(why)) => return Err(LossReport::new(Cause::ConnectFailed, why)),
@@ -78,6 +79,11 @@ pub async fn resolve(
         },
     };
     Ok((Endpoint { url, token }, fresh))
+}
+
+/// Both URL and token are configured: discovery is not needed to connect.
+fn explicit(settings: &SessionSettings) -> bool {
+    settings.url.is_some() && settings.credential.is_some()
 }
 
 fn read_token(credential: &Credential) -> Result<String, LossReport> {
