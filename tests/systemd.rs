@@ -83,7 +83,15 @@ fn ready_watchdog_reloading_ready_stopping_in_order_and_status_follows_sessions(
     let (mut daemon, notes) = start(&scratch, &server);
 
     let ready = notes.wait_for(0, "READY=1");
-    assert!(notes.all()[ready].1.contains("STATUS="), "READY=1 without a STATUS");
+    // READY=1 comes once the socket listens and every autostart session was launched.
+    assert!(
+        support::process::socket_of(&scratch).exists(),
+        "READY=1 before the control socket"
+    );
+    assert!(
+        notes.all()[ready].1.contains("/1 sessions ready"),
+        "READY=1 before the session was launched"
+    );
     let up = notes.wait_for(ready, "STATUS=1/1 sessions ready");
     let first_pat = notes.wait_for(ready, "WATCHDOG=1");
     let second_pat = notes.wait_for(first_pat + 1, "WATCHDOG=1");

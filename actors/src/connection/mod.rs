@@ -16,13 +16,15 @@ use std::time::{Duration, Instant};
 use actix::io::{SinkWrite, WriteHandler};
 use actix::prelude::*;
 use awc::error::WsProtocolError;
-use awc::ws::{Frame, Message};
+use awc::ws::{CloseReason, Frame, Message};
 use bytes::Bytes;
 use futures_util::stream::{SplitSink, StreamExt};
 use serde_json::{Map, Value};
 
 pub use self::endpoint::ConnectPlan;
-pub use self::frames::{close_reason, is_sendable_close_code, FrameAssembler, FrameError, Inbound};
+pub use self::frames::{
+    close_code_for, close_reason, is_sendable_close_code, reply_to, FrameAssembler, FrameError, Inbound, Reply, Step,
+};
 use self::sink::FlushThenClose;
 pub use self::upgrade::{upgrade, WsFramed, MAX_MESSAGE_BYTES};
 use crate::census::{self, Census};
@@ -144,7 +146,7 @@ impl Connection {
     }
 
     /// End with a Close frame of our own, flushed before the socket drops.
-    fn close_and_end(&mut self, report: LossReport, code: u16, reason: &str, ctx: &mut Context<Self>) {
+    fn close_and_end(&mut self, report: LossReport, close: CloseReason, ctx: &mut Context<Self>) {
         if self.report.is_none() {
             self.report = Some(report);
         }
@@ -152,7 +154,7 @@ impl Connection {
             return ctx.stop();
         };
         self.stage = Stage::Closing;
-        let _ = sink.write(Message::Close(Some(close_reason(code, reason))));
+        let _ = sink.write(Message::Close(Some(close)));
         sink.close();
         // WriteHandler::finished stops us once the Close is flushed.
         ctx.run_later(CLOSE_FLUSH_GRACE, |_, ctx| ctx.stop());
@@ -178,7 +180,7 @@ impl Connection {
                 Cause::HelloTimeout,
                 format!("no server hello within {}ms", hello_timeout.as_millis()),
             );
-            act.close_and_end(report, 1000, "hello timeout", ctx);
+            act.close_and_end(report, close_reason(1000, "hello timeout"), ctx);
         }));
         self.report_phase(Phase::Handshaking);
     }
@@ -190,20 +192,22 @@ impl Connection {
         }
     }
 
-    fn on_inbound(&mut self, inbound: Inbound, ctx: &mut Context<Self>) {
-        match inbound {
-            Inbound::Text(text) => self.on_text(text, ctx),
-            Inbound::Binary(data) => self.on_binary(data),
-            Inbound::Ping(payload) => {
-                if let Some(sink) = &mut self.sink {
+    /// A whole message or control frame, with the reply `frames` decided on.
+    fn on_inbound(&mut self, inbound: Inbound, reply: Option<Reply>, ctx: &mut Context<Self>) {
+        match (inbound, reply) {
+            (Inbound::Close(code, reason), Some(Reply::Close(echo))) => {
+                self.close_and_end(LossReport::server_close(code, reason), echo, ctx);
+            }
+            (inbound, reply) => {
+                if let (Some(Reply::Pong(payload)), Some(sink)) = (reply, &mut self.sink) {
                     let _ = sink.write(Message::Pong(payload));
                 }
-            }
-            Inbound::Pong(payload) => self.on_pong(&payload, ctx),
-            Inbound::Close(code, reason) => {
-                // Echo the code (RFC 6455 §5.5.1); a Close without one is answered with 1000.
-                let echo = code.unwrap_or(1000);
-                self.close_and_end(LossReport::server_close(code, reason.clone()), echo, &reason, ctx);
+                match inbound {
+                    Inbound::Text(text) => self.on_text(text, ctx),
+                    Inbound::Binary(data) => self.on_binary(data),
+                    Inbound::Pong(payload) => self.on_pong(&payload, ctx),
+                    Inbound::Ping(_) | Inbound::Close(..) => {}
+                }
             }
         }
     }
@@ -212,7 +216,7 @@ impl Connection {
         match wire::classify_server_text(&text) {
             ServerText::AuthFailed => {
                 let report = LossReport::new(Cause::AuthFailed, text);
-                self.close_and_end(report, 1000, "", ctx);
+                self.close_and_end(report, close_reason(1000, ""), ctx);
             }
             ServerText::Hello(hello) if self.stage == Stage::Handshaking => match hello.transport.as_deref() {
                 Some("websocket") => self.on_server_hello(hello.session_id, ctx),
@@ -220,8 +224,7 @@ impl Connection {
                     let reason = format!("server hello names transport {other:?}, expected \"websocket\"");
                     self.close_and_end(
                         LossReport::new(Cause::ProtocolError, reason).with_code(1002),
-                        1002,
-                        "",
+                        close_reason(1002, ""),
                         ctx,
                     );
                 }
@@ -374,29 +377,18 @@ impl StreamHandler<Result<Frame, WsProtocolError>> for Connection {
         if let Some(heartbeat) = &self.heartbeat {
             heartbeat.do_send(FrameArrived);
         }
-        match item {
-            Ok(frame) => {
-                self.traffic.frame_in(frame_len(&frame));
-                match self.assembler.push(frame) {
-                    Ok(Some(inbound)) => self.on_inbound(inbound, ctx),
-                    Ok(None) => {}
-                    Err(err) => {
-                        let code = err.close_code();
-                        let report = LossReport::new(Cause::ProtocolError, err.describe()).with_code(code);
-                        self.close_and_end(report, code, "", ctx);
-                    }
-                }
+        if let Ok(frame) = &item {
+            self.traffic.frame_in(frame_len(frame));
+        }
+        // The same decision the Autobahn conformance client runs on.
+        match self.assembler.step(item) {
+            Step::Pending => {}
+            Step::Inbound(inbound, reply) => self.on_inbound(inbound, reply, ctx),
+            Step::Violation { code, why } => {
+                let report = LossReport::new(Cause::ProtocolError, why).with_code(code);
+                self.close_and_end(report, close_reason(code, ""), ctx);
             }
-            Err(WsProtocolError::Io(err)) => self.end(io_loss(&err), ctx),
-            Err(err) => {
-                let code = if matches!(err, WsProtocolError::Overflow) {
-                    1009
-                } else {
-                    1002
-                };
-                let report = LossReport::new(Cause::ProtocolError, err.to_string()).with_code(code);
-                self.close_and_end(report, code, "", ctx);
-            }
+            Step::Io(err) => self.end(io_loss(&err), ctx),
         }
     }
 
@@ -469,7 +461,7 @@ impl Handler<CloseConnection> for Connection {
 
     fn handle(&mut self, msg: CloseConnection, ctx: &mut Context<Self>) {
         let report = LossReport::new(Cause::LocalStop, msg.reason.clone()).with_code(1000);
-        self.close_and_end(report, 1000, &msg.reason, ctx);
+        self.close_and_end(report, close_reason(1000, &msg.reason), ctx);
     }
 }
 
