@@ -73,6 +73,44 @@ pub enum Credential {
     TokenFile(PathBuf),
 }
 
+/// Largest token file read; tokens are a few hundred bytes.
+pub const MAX_TOKEN_FILE_BYTES: u64 = 64 * 1024;
+
+impl Credential {
+    /// The token. A token file is read again every time, so a rotated token
+    /// needs no restart; only a regular file of at most
+    /// `MAX_TOKEN_FILE_BYTES` is read, so a FIFO cannot block the daemon
+    /// and `/dev/zero` cannot exhaust its memory.
+    pub fn read(&self) -> Result<String, String> {
+        let path = match self {
+            Credential::Token(token) => return Ok(token.clone()),
+            Credential::TokenFile(path) => path,
+        };
+        let text = read_token_file(path).map_err(|why| format!("token_file {}: {why}", path.display()))?;
+        if text.is_empty() {
+            return Err(format!("token_file {} is empty", path.display()));
+        }
+        Ok(text)
+    }
+}
+
+/// The trimmed contents of a token file, if it is a regular file of sane size.
+pub fn read_token_file(path: &std::path::Path) -> Result<String, String> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("is not a regular file".into());
+    }
+    if meta.len() > MAX_TOKEN_FILE_BYTES {
+        return Err(format!("is larger than {MAX_TOKEN_FILE_BYTES} bytes"));
+    }
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_TOKEN_FILE_BYTES).read_to_string(&mut text))
+        .map_err(|e| e.to_string())?;
+    Ok(text.trim().to_owned())
+}
+
 impl fmt::Debug for Credential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -45,8 +45,8 @@ fn readable_file(path: &Path) -> Result<Option<u32>, String> {
 /// Reads the token file once to prove it can be read, then forgets the token.
 pub(super) fn inspect_token_file(path: &Path) -> Result<TokenFileState, String> {
     let mode = readable_file(path)?;
-    let content = fs::read(path).map_err(|e| reason(&e))?;
-    let empty = content.iter().all(u8::is_ascii_whitespace);
+    // The same bounded read that connections use, so `check` sees what they will.
+    let empty = wsvisor_actors::settings::read_token_file(path)?.is_empty();
     Ok(TokenFileState { mode, empty })
 }
 

@@ -702,3 +702,19 @@ fn example_config_in_the_repository_loads() {
     assert_eq!((second.keep, second.autostart), (Keep::OnDemand, false));
     assert!(config.warnings.is_empty(), "{:?}", config.warnings);
 }
+
+#[test]
+fn token_files_must_be_regular_and_small() {
+    let dir = TempDir::new("token-kinds");
+    let config_path = dir.0.join("config.toml");
+    let session = |file: &str| {
+        format!(
+            "[[session]]\nname = \"a\"\nurl = \"ws://h/\"\ndevice_id = \"d\"\nclient_id = \"c\"\ntoken_file = \"{file}\"\n"
+        )
+    };
+    let e = parse(&config_path, &session("/dev/zero")).unwrap_err();
+    assert!(e.to_string().contains("is not a regular file"), "{e}");
+    let big = dir.write("big.token", &"x".repeat(100 * 1024), 0o600);
+    let e = parse(&config_path, &session(&big.display().to_string())).unwrap_err();
+    assert!(e.to_string().contains("is larger than 65536 bytes"), "{e}");
+}

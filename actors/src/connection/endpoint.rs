@@ -87,19 +87,5 @@ fn explicit(settings: &SessionSettings) -> bool {
 }
 
 fn read_token(credential: &Credential) -> Result<String, LossReport> {
-    match credential {
-        Credential::Token(token) => Ok(token.clone()),
-        // Read at every attempt so that a rotated token needs no restart.
-        Credential::TokenFile(path) => match std::fs::read_to_string(path) {
-            Ok(text) if !text.trim().is_empty() => Ok(text.trim().to_owned()),
-            Ok(_) => Err(LossReport::new(
-                Cause::AuthFailed,
-                format!("token_file {} is empty", path.display()),
-            )),
-            Err(err) => Err(LossReport::new(
-                Cause::AuthFailed,
-                format!("cannot read token_file {}: {err}", path.display()),
-            )),
-        },
-    }
+    credential.read().map_err(|why| LossReport::new(Cause::AuthFailed, why))
 }
