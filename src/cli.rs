@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::ctl::CtlArgs;
+use crate::demo::DemoArgs;
 
 /// Keeps xiaozhi WebSocket sessions alive and lends them to local programs.
 #[derive(Debug, Parser)]
@@ -32,4 +33,7 @@ pub enum Command {
     },
     /// Talk to a running daemon through its control socket.
     Ctl(CtlArgs),
+    /// Try wsvisor with no server: a loopback xiaozhi server, the daemon with a
+    /// few sessions, faults injected on a schedule, live state, then a summary.
+    Demo(DemoArgs),
 }

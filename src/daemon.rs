@@ -95,7 +95,16 @@ async fn serve(config: Config) -> i32 {
                 let _ = daemon.reloader.reload().await;
             }
             event = next_event(&mut events) => {
-                let changed = event.as_ref().is_some_and(is_state_change);
+                let mut changed = event.as_ref().is_some_and(is_state_change);
+                // Take a burst (thousands of sessions connecting at start)
+                // as one change: each recount below walks every session, and
+                // one per event made start-up quadratic (4 CPU-s after
+                // 10,000 sessions were already ready).
+                if let Some(rx) = events.as_mut() {
+                    while let Ok(more) = rx.try_recv() {
+                        changed |= is_state_change(&more);
+                    }
+                }
                 if changed {
                     let now = systemd::session_status(&tree).await;
                     if now != status {

@@ -7,7 +7,9 @@ mod config;
 mod control;
 mod ctl;
 mod daemon;
+mod demo;
 mod exit;
+mod limits;
 mod logging;
 mod reload;
 mod systemd;
@@ -25,6 +27,7 @@ fn main() {
                 for warning in &config.warnings {
                     log::warn!("{warning}");
                 }
+                limits::ensure_open_files(config.sessions.len());
                 daemon::run(config)
             }
             Err(err) => {
@@ -46,6 +49,7 @@ fn main() {
             }
         },
         Command::Ctl(args) => ctl::run(args),
+        Command::Demo(args) => demo::run(args),
     };
     std::process::exit(code);
 }

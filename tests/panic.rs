@@ -1,5 +1,6 @@
 //! A connection actor that panics is a loss like any other: reported as
-//! `internal`, restarted by the Supervisor, and nothing else notices.
+//! `internal`, restarted by the Supervisor, and nothing else notices: in
+//! the actor tree, and in the real daemon through its control socket.
 
 mod support;
 
@@ -48,5 +49,103 @@ async fn a_panicking_connection_is_restarted_and_its_neighbour_carries_on() {
     assert_eq!(
         attic_after.session_id, attic_before.session_id,
         "the neighbour was disturbed"
+    );
+}
+
+/// The same through the real binary and its control socket (`panic` is a
+/// test-only command of the `fault-injection` feature): the daemon, the
+/// other session and the control socket carry on, every time.
+#[cfg(feature = "fault-injection")]
+#[test]
+fn the_daemon_restarts_a_panicked_connection_and_nothing_else_notices() {
+    use std::time::Instant;
+
+    use serde_json::{json, Value};
+    use support::process::{config_toml, signal, socket_of, wait_with_timeout, wsvisor, Control, Daemon, Scratch};
+
+    const PANICS: usize = 5;
+    const LIMIT: Duration = Duration::from_secs(10);
+
+    let server = Server::start(ServerOptions::default()).unwrap();
+    let url = server.url();
+    let scratch = Scratch::new("daemon-panic");
+    let config = scratch.write(
+        "config.toml",
+        &config_toml(&scratch, "", &[("kitchen", &url), ("attic", &url)]),
+    );
+    let log = scratch.0.join("stderr.log");
+    let mut daemon = Daemon::spawn(
+        wsvisor(&["run", "--config", config.to_str().unwrap()]).stderr(std::fs::File::create(&log).unwrap()),
+    );
+    let mut control = Control::connect(&socket_of(&scratch));
+    let summary = |control: &mut Control, name: &str| control.result("session", json!({"session": name}));
+    let wait_ready = |control: &mut Control, name: &str, not_id: &Value| -> Value {
+        let deadline = Instant::now() + LIMIT;
+        loop {
+            let s = summary(control, name);
+            if s["state"] == "ready" && s["session_id"] != *not_id {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "{name} never ready again: {s}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    let mut kitchen = wait_ready(&mut control, "kitchen", &Value::Null);
+    let attic = wait_ready(&mut control, "attic", &Value::Null);
+
+    let mut events = Control::connect(&socket_of(&scratch));
+    assert_eq!(events.result("subscribe", json!({}))["subscribed"], true);
+
+    for round in 0..PANICS {
+        let requested = control.result("panic", json!({"session": "kitchen"}));
+        assert_eq!(requested["requested"], "panic", "{requested}");
+        // The loss is reported as `internal`, then the session comes back.
+        let deadline = Instant::now() + LIMIT;
+        let mut lost = false;
+        loop {
+            let event = events.read_line().expect("the event stream ended");
+            assert_ne!(event["session"], "attic", "the neighbour was disturbed: {event}");
+            if event["event"] == "state" && event["state"] == "backoff" {
+                assert_eq!(event["cause"], "internal", "round {round}: {event}");
+                lost = true;
+            }
+            if lost && event["event"] == "state" && event["state"] == "ready" {
+                assert_ne!(event["session_id"], kitchen["session_id"]);
+                break;
+            }
+            assert!(Instant::now() < deadline, "round {round}: kitchen never came back");
+        }
+        kitchen = wait_ready(&mut control, "kitchen", &kitchen["session_id"]);
+        assert_eq!(kitchen["last_close"]["cause"], "internal", "{kitchen}");
+        assert!(daemon.try_wait().unwrap().is_none(), "the daemon died");
+    }
+
+    let attic_after = summary(&mut control, "attic");
+    assert_eq!(attic_after["state"], "ready");
+    assert_eq!(
+        attic_after["session_id"], attic["session_id"],
+        "the neighbour reconnected"
+    );
+    assert!(control.result("ping", json!({}))["pid"].is_number());
+    let metrics = control.result("metrics", json!({}))["text"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let internal = format!("wsvisor_session_losses_total{{session=\"kitchen\",cause=\"internal\"}} {PANICS}\n");
+    assert!(metrics.contains(&internal), "{metrics}");
+    // A new client is served too, not only the ones already connected.
+    assert!(Control::connect(&socket_of(&scratch)).result("ping", json!({}))["pid"].is_number());
+
+    signal(&daemon, "TERM");
+    assert_eq!(
+        wait_with_timeout(&mut daemon, Duration::from_secs(2)).and_then(|s| s.code()),
+        Some(0),
+        "the daemon did not stop cleanly after {PANICS} panics"
+    );
+    let said = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        said.matches("session=kitchen lost cause=internal").count(),
+        PANICS,
+        "{said}"
     );
 }

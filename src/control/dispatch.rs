@@ -121,6 +121,16 @@ pub async fn execute(daemon: &DaemonHandle, command: Command) -> Result<Reply, C
                 .map_err(refused)?;
             json!({"session": name, "requested": "wedge"})
         }
+        #[cfg(feature = "fault-injection")]
+        Command::Panic(name) => {
+            let panic = wsvisor_actors::messages::PanicConnection(name.clone());
+            tree.supervisor
+                .send(panic)
+                .await
+                .map_err(unavailable)?
+                .map_err(refused)?;
+            json!({"session": name, "requested": "panic"})
+        }
         Command::Metrics => {
             let sessions = tree.monitor.send(ListSessions).await.map_err(unavailable)?;
             json!({"text": metrics::render(&sessions, daemon.started.elapsed())})

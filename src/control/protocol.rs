@@ -126,6 +126,9 @@ pub enum Command {
     /// Test-only: make the session's connection stop answering.
     #[cfg(feature = "fault-injection")]
     Wedge(String),
+    /// Test-only: make the session's connection actor panic.
+    #[cfg(feature = "fault-injection")]
+    Panic(String),
 }
 
 /// A parsed request line.
@@ -273,6 +276,8 @@ fn parse_command(mut fields: Map<String, Value>) -> Result<Command, ControlError
         }
         #[cfg(feature = "fault-injection")]
         "wedge" => Command::Wedge(args.session()?),
+        #[cfg(feature = "fault-injection")]
+        "panic" => Command::Panic(args.session()?),
         _ => {
             return Err(ControlError::new(
                 ErrorCode::UnknownCommand,

@@ -332,6 +332,67 @@ mod tests {
     }
 
     #[test]
+    fn step_answers_pings_and_echoes_closes() {
+        let mut a = assembler();
+        match a.step(Ok(Frame::Ping(Bytes::from_static(b"p1")))) {
+            Step::Inbound(Inbound::Ping(_), Some(Reply::Pong(payload))) => assert_eq!(&payload[..], b"p1"),
+            other => panic!("{other:?}"),
+        }
+        match a.step(Ok(Frame::Close(Some(close_reason(4001, "bye"))))) {
+            Step::Inbound(Inbound::Close(Some(4001), _), Some(Reply::Close(echo))) => {
+                assert_eq!((u16::from(echo.code), echo.description.as_deref()), (4001, Some("bye")));
+            }
+            other => panic!("{other:?}"),
+        }
+        // A Close without a code cannot be echoed as 1005: 1000 it is.
+        match a.step(Ok(Frame::Close(None))) {
+            Step::Inbound(Inbound::Close(None, _), Some(Reply::Close(echo))) => assert_eq!(u16::from(echo.code), 1000),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            a.step(Ok(Frame::Text(Bytes::from_static(b"hi")))),
+            Step::Inbound(Inbound::Text(_), None)
+        ));
+        assert!(matches!(
+            a.step(Ok(Frame::Continuation(Item::FirstBinary(Bytes::from_static(b"a"))))),
+            Step::Pending
+        ));
+    }
+
+    #[test]
+    fn step_fails_the_connection_with_the_right_code() {
+        let mut a = assembler();
+        assert!(matches!(
+            a.step(Ok(Frame::Text(Bytes::from_static(b"\xff")))),
+            Step::Violation { code: 1007, .. }
+        ));
+        assert!(matches!(
+            a.step(Err(WsProtocolError::Overflow)),
+            Step::Violation { code: 1009, .. }
+        ));
+        for err in [
+            WsProtocolError::InvalidOpcode(3),
+            WsProtocolError::InvalidLength(126),
+            WsProtocolError::BadOpCode,
+            WsProtocolError::ContinuationNotStarted,
+            WsProtocolError::MaskedFrame,
+        ] {
+            assert!(matches!(a.step(Err(err)), Step::Violation { code: 1002, .. }));
+        }
+        // actix-http's spelling of non-zero reserved bits.
+        let rsv = io::Error::new(
+            io::ErrorKind::InvalidData,
+            "Received a frame with non-zero reserved bits",
+        );
+        assert!(matches!(
+            a.step(Err(WsProtocolError::Io(rsv))),
+            Step::Violation { code: 1002, .. }
+        ));
+        let reset = io::Error::from(io::ErrorKind::ConnectionReset);
+        assert!(matches!(a.step(Err(WsProtocolError::Io(reset))), Step::Io(_)));
+    }
+
+    #[test]
     fn close_codes() {
         let mut a = assembler();
         assert_eq!(

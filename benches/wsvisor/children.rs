@@ -1,0 +1,406 @@
+//! The processes the out-of-process benchmarks drive: the loopback server
+//! (this bench binary again, in its server role, so that its memory, CPU and
+//! file descriptors are not the daemon's), the real daemon (`wsvisor run`),
+//! a blocking control-socket connection, and /proc readings of a process.
+//!
+//! The server child takes one command a line on stdin and answers one line
+//! on stdout: `stats` → `stats OPEN BINARY_FRAMES TEXTS`, `quit`.
+//! It exits when its stdin closes, so it never outlives the benchmark.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use wsvisor_loopback::{Server, ServerOptions};
+
+/// Set in the environment of the bench binary started as the server.
+const ROLE: &str = "WSVISOR_BENCH_ROLE";
+
+/// `sysconf(_SC_CLK_TCK)` on Linux: /proc CPU times are in these.
+const CLOCK_TICKS: f64 = 100.0;
+
+/// Raises this process's soft open-file limit to the hard one: 10,000
+/// sessions need 10,000 sockets in the daemon and as many in the server.
+/// Children inherit it.
+// `rlim_t` is u64 on 64-bit Linux, not on every libc.
+#[allow(clippy::unnecessary_cast)]
+pub fn raise_fd_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid, owned struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+    limit.rlim_cur as u64
+}
+
+/// Runs the server role and exits, when this process was started as one.
+pub fn serve_if_asked() {
+    if std::env::var_os(ROLE).is_none() {
+        return;
+    }
+    let server = Server::start(ServerOptions::default()).expect("loopback server");
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "url {}", server.url());
+    let _ = out.flush();
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        match line.trim() {
+            "stats" => {
+                let _ = writeln!(
+                    out,
+                    "stats {} {} {}",
+                    server.open_connections(),
+                    server.received_binary_frames(),
+                    server.received_text_count()
+                );
+            }
+            "quit" => break,
+            other => {
+                let _ = writeln!(out, "error unknown command {other:?}");
+            }
+        }
+        let _ = out.flush();
+    }
+    drop(server);
+    std::process::exit(0);
+}
+
+/// What the server child counted.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ServerStats {
+    /// Connections open.
+    pub open: u64,
+    /// Binary frames received.
+    pub binary_frames: u64,
+    /// Text messages received (hellos excluded).
+    pub texts: u64,
+}
+
+/// The loopback server in a child process.
+pub struct ServerProcess {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    url: String,
+}
+
+impl ServerProcess {
+    /// Starts it and reads its URL.
+    pub fn start() -> ServerProcess {
+        let mut child = Command::new(std::env::current_exe().expect("own path"))
+            .env(ROLE, "server")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the server child");
+        let stdin = child.stdin.take().unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("server url");
+        let url = line.trim().strip_prefix("url ").expect("url line").to_owned();
+        ServerProcess {
+            child,
+            stdin,
+            stdout,
+            url,
+        }
+    }
+
+    /// `ws://127.0.0.1:PORT/xiaozhi/v1/`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Its resident memory, KiB.
+    pub fn rss_kib(&self) -> u64 {
+        proc_status_kib(self.child.id(), "VmRSS:")
+    }
+
+    /// Its counters now.
+    pub fn stats(&mut self) -> ServerStats {
+        writeln!(self.stdin, "stats").expect("server stdin");
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).expect("server stats");
+        let n: Vec<u64> = line.split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
+        ServerStats {
+            open: n[0],
+            binary_frames: n[1],
+            texts: n[2],
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = writeln!(self.stdin, "quit");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A scratch directory removed on drop.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    /// A fresh one named after `tag`.
+    pub fn new(tag: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("wsvisor-bench-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The real daemon, `wsvisor run`, in a child process; SIGTERM on drop.
+pub struct Daemon {
+    child: Child,
+    spawned: Instant,
+    socket: PathBuf,
+    _scratch: Scratch,
+}
+
+impl Daemon {
+    /// Starts the daemon with `sessions` sessions against `url`, every
+    /// setting at its default.
+    pub fn start(tag: &str, sessions: usize, url: &str) -> Daemon {
+        let scratch = Scratch::new(tag);
+        let socket = scratch.0.join("control.sock");
+        let mut config = format!(
+            "[daemon]\ncontrol_socket = \"{}\"\nlog_level = \"warn\"\n",
+            socket.display()
+        );
+        for i in 0..sessions {
+            config.push_str(&format!(
+                "[[session]]\nname = \"s{i}\"\nurl = \"{url}\"\ntoken = \"bench\"\ndevice_id = \"dev-{i}\"\n\
+                 client_id = \"6f1c0b8e-0000-4000-8000-{i:012}\"\n"
+            ));
+        }
+        let config_path = scratch.0.join("config.toml");
+        std::fs::write(&config_path, config).expect("write config");
+        let log = std::fs::File::create(scratch.0.join("daemon.log")).expect("log file");
+        let spawned = Instant::now();
+        let child = Command::new(env!("CARGO_BIN_EXE_wsvisor"))
+            .arg("run")
+            .arg("--config")
+            .arg(&config_path)
+            .env_remove("RUST_LOG")
+            .env_remove("JOURNAL_STREAM")
+            .env_remove("NOTIFY_SOCKET")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            // Its own group: a Ctrl-C on the benchmark is the benchmark's to handle.
+            .process_group(0)
+            .spawn()
+            .expect("start wsvisor");
+        Daemon {
+            child,
+            spawned,
+            socket,
+            _scratch: scratch,
+        }
+    }
+
+    /// Its pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// A new control connection (waits for the socket, bounded).
+    pub fn connect(&self) -> Conn {
+        Conn::connect(&self.socket)
+    }
+
+    /// Waits until `n` sessions are ready; returns how long after the
+    /// daemon's start they were (to within the 100 ms polling step, which
+    /// is slow on purpose: each `status` walks every session).
+    pub fn wait_ready(&self, n: usize, limit: Duration) -> Duration {
+        let started = Instant::now();
+        let mut conn = self.connect();
+        loop {
+            let status = conn.call("status", json!({}));
+            let ready = status["result"]["sessions"]["ready"].as_u64().unwrap_or(0) as usize;
+            if ready >= n {
+                return self.spawned.elapsed();
+            }
+            assert!(
+                started.elapsed() < limit,
+                "only {ready} of {n} sessions ready after {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Resident memory now and at its peak, in KiB.
+    pub fn memory_kib(&self) -> (u64, u64) {
+        (
+            proc_status_kib(self.pid(), "VmRSS:"),
+            proc_status_kib(self.pid(), "VmHWM:"),
+        )
+    }
+
+    /// User + system CPU seconds used so far.
+    pub fn cpu_seconds(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
+        // Fields after the command name, which is in parentheses and may hold spaces.
+        let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        // utime and stime are fields 14 and 15 of stat(5); `rest` starts at field 3.
+        let ticks: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
+            + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
+        ticks as f64 / CLOCK_TICKS
+    }
+
+    /// SIGTERM and wait (bounded); kill if it does not stop.
+    pub fn stop(mut self) {
+        self.terminate();
+    }
+
+    fn terminate(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
+        // SAFETY: kill(2) on our own unreaped child.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.terminate();
+    }
+}
+
+/// A `kB` field of /proc/PID/status.
+fn proc_status_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A blocking control-socket connection; requests may be pipelined with
+/// `send` and `recv`.
+pub struct Conn {
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
+    next_id: u64,
+}
+
+impl Conn {
+    /// Connects, waiting up to 10 s for the daemon to create its socket.
+    pub fn connect(path: &Path) -> Conn {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match UnixStream::connect(path) {
+                Ok(stream) => {
+                    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+                    let writer = stream.try_clone().unwrap();
+                    return Conn {
+                        reader: BufReader::with_capacity(1 << 16, stream),
+                        writer,
+                        next_id: 1,
+                    };
+                }
+                Err(err) => {
+                    assert!(
+                        Instant::now() < deadline,
+                        "no control socket at {}: {err}",
+                        path.display()
+                    );
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        }
+    }
+
+    /// Writes one request without waiting for its answer; returns its id.
+    pub fn send(&mut self, cmd: &str, mut args: Value) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        args["id"] = json!(id);
+        args["cmd"] = json!(cmd);
+        let mut line = args.to_string();
+        line.push('\n');
+        self.writer.write_all(line.as_bytes()).expect("control write");
+        id
+    }
+
+    /// Writes several requests at once (one write for the batch).
+    pub fn send_batch(&mut self, requests: impl Iterator<Item = (String, Value)>) -> usize {
+        let mut buf = String::new();
+        let mut n = 0;
+        for (cmd, mut args) in requests {
+            args["id"] = json!(self.next_id);
+            args["cmd"] = json!(cmd);
+            self.next_id += 1;
+            buf.push_str(&args.to_string());
+            buf.push('\n');
+            n += 1;
+        }
+        self.writer.write_all(buf.as_bytes()).expect("control write");
+        n
+    }
+
+    /// The next line, parsed.
+    pub fn recv(&mut self) -> Value {
+        let mut line = String::new();
+        let n = self.reader.read_line(&mut line).expect("control read");
+        assert!(n > 0, "the daemon closed the control connection");
+        serde_json::from_str(&line).expect("a JSON line")
+    }
+
+    /// The next line, as text (cheaper when only counting).
+    pub fn recv_raw(&mut self, line: &mut String) -> usize {
+        line.clear();
+        self.reader.read_line(line).expect("control read")
+    }
+
+    /// One request and its response.
+    pub fn call(&mut self, cmd: &str, args: Value) -> Value {
+        let id = self.send(cmd, args);
+        loop {
+            let response = self.recv();
+            if response["id"] == json!(id) {
+                return response;
+            }
+        }
+    }
+}
