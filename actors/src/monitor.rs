@@ -3,8 +3,8 @@
 //! from the Supervisor's state changes and the connections' counters.
 //!
 //! Subscribers get a bounded buffer each; a full buffer never makes a
-//! session wait: the events are counted and one `Lagged` follows once the
-//! subscriber reads again.
+//! session wait: the events are counted and one `Lagged` follows as soon as
+//! the subscriber has read enough to take it, whether or not more events come.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -28,9 +28,19 @@ struct SessionRecord {
 }
 
 struct Subscriber {
+    id: u64,
     sessions: Option<HashSet<String>>,
     tx: mpsc::Sender<Event>,
+    /// Events missed since the buffer overflowed; while above zero a
+    /// `Lagged` notice waits for room and newer events are counted, not
+    /// queued, so the notice comes first.
     skipped: u64,
+}
+
+enum Offer {
+    Taken,
+    Overflowed,
+    Gone,
 }
 
 impl Subscriber {
@@ -41,25 +51,18 @@ impl Subscriber {
         }
     }
 
-    /// False once the subscriber is gone.
-    fn offer(&mut self, event: &Event) -> bool {
+    fn offer(&mut self, event: &Event) -> Offer {
         if self.skipped > 0 {
-            match self.tx.try_send(Event::Lagged { skipped: self.skipped }) {
-                Ok(()) => self.skipped = 0,
-                Err(TrySendError::Full(_)) => {
-                    self.skipped += 1;
-                    return true;
-                }
-                Err(TrySendError::Closed(_)) => return false,
-            }
+            self.skipped += 1;
+            return Offer::Taken;
         }
         match self.tx.try_send(event.clone()) {
-            Ok(()) => true,
+            Ok(()) => Offer::Taken,
             Err(TrySendError::Full(_)) => {
-                self.skipped += 1;
-                true
+                self.skipped = 1;
+                Offer::Overflowed
             }
-            Err(TrySendError::Closed(_)) => false,
+            Err(TrySendError::Closed(_)) => Offer::Gone,
         }
     }
 }
@@ -69,12 +72,45 @@ impl Subscriber {
 pub struct Monitor {
     records: BTreeMap<String, SessionRecord>,
     subscribers: Vec<Subscriber>,
+    next_subscriber: u64,
 }
 
 impl Monitor {
-    fn publish(&mut self, event: Event) {
-        self.subscribers
-            .retain_mut(|sub| !sub.wants(&event) || sub.offer(&event));
+    fn publish(&mut self, event: Event, ctx: &mut Context<Self>) {
+        let mut overflowed = Vec::new();
+        self.subscribers.retain_mut(|sub| {
+            if !sub.wants(&event) {
+                return true;
+            }
+            match sub.offer(&event) {
+                Offer::Taken => true,
+                Offer::Overflowed => {
+                    overflowed.push((sub.id, sub.tx.clone()));
+                    true
+                }
+                Offer::Gone => false,
+            }
+        });
+        for (id, tx) in overflowed {
+            self.notice_lag_when_room(id, tx, ctx);
+        }
+    }
+
+    /// Send the `Lagged` notice as soon as the subscriber has read enough to
+    /// take it, even if no other event ever follows.
+    fn notice_lag_when_room(&self, id: u64, tx: mpsc::Sender<Event>, ctx: &mut Context<Self>) {
+        ctx.spawn(
+            tx.reserve_owned()
+                .into_actor(self)
+                .map(move |permit, act: &mut Monitor, _| {
+                    let Ok(permit) = permit else { return };
+                    if let Some(sub) = act.subscribers.iter_mut().find(|s| s.id == id) {
+                        permit.send(Event::Lagged {
+                            skipped: std::mem::take(&mut sub.skipped),
+                        });
+                    }
+                }),
+        );
     }
 
     fn summary(record: &SessionRecord) -> SessionSummary {
@@ -133,7 +169,7 @@ impl Handler<UnregisterSession> for Monitor {
 impl Handler<PublishState> for Monitor {
     type Result = ();
 
-    fn handle(&mut self, msg: PublishState, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: PublishState, ctx: &mut Context<Self>) {
         let update = msg.0;
         if let Some(record) = self.records.get_mut(&update.session) {
             let summary = &mut record.summary;
@@ -164,44 +200,53 @@ impl Handler<PublishState> for Monitor {
                 _ => {}
             }
         }
-        self.publish(Event::State(update));
+        self.publish(Event::State(update), ctx);
     }
 }
 
 impl Handler<PublishMessage> for Monitor {
     type Result = ();
 
-    fn handle(&mut self, msg: PublishMessage, _: &mut Context<Self>) {
-        self.publish(Event::Message {
-            session: msg.session,
-            message: msg.message,
-        });
+    fn handle(&mut self, msg: PublishMessage, ctx: &mut Context<Self>) {
+        self.publish(
+            Event::Message {
+                session: msg.session,
+                message: msg.message,
+            },
+            ctx,
+        );
     }
 }
 
 impl Handler<PublishAudio> for Monitor {
     type Result = ();
 
-    fn handle(&mut self, msg: PublishAudio, _: &mut Context<Self>) {
-        self.publish(Event::Audio {
-            session: msg.session,
-            data: msg.data,
-        });
+    fn handle(&mut self, msg: PublishAudio, ctx: &mut Context<Self>) {
+        self.publish(
+            Event::Audio {
+                session: msg.session,
+                data: msg.data,
+            },
+            ctx,
+        );
     }
 }
 
 impl Handler<PublishDropped> for Monitor {
     type Result = ();
 
-    fn handle(&mut self, msg: PublishDropped, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: PublishDropped, ctx: &mut Context<Self>) {
         if let Some(record) = self.records.get_mut(&msg.session) {
             record.summary.counters.dropped += msg.count;
         }
-        self.publish(Event::Dropped {
-            session: msg.session,
-            count: msg.count,
-            why: msg.why,
-        });
+        self.publish(
+            Event::Dropped {
+                session: msg.session,
+                count: msg.count,
+                why: msg.why,
+            },
+            ctx,
+        );
     }
 }
 
@@ -246,7 +291,9 @@ impl Handler<Subscribe> for Monitor {
 
     fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) -> Self::Result {
         let (tx, rx) = mpsc::channel(msg.capacity.max(1));
+        self.next_subscriber += 1;
         self.subscribers.push(Subscriber {
+            id: self.next_subscriber,
             sessions: msg.sessions,
             tx,
             skipped: 0,
@@ -259,4 +306,51 @@ impl Handler<Probe> for Monitor {
     type Result = ();
 
     fn handle(&mut self, _: Probe, _: &mut Context<Self>) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use bytes::Bytes;
+
+    use super::*;
+
+    #[actix_rt::test]
+    async fn a_lag_notice_arrives_even_when_no_event_follows_the_burst() {
+        let monitor = Monitor::default().start();
+        let mut events = monitor
+            .send(Subscribe {
+                sessions: None,
+                capacity: 2,
+            })
+            .await
+            .unwrap();
+        for _ in 0..5 {
+            monitor.do_send(PublishAudio {
+                session: "kitchen".into(),
+                data: Bytes::from_static(b"x"),
+            });
+        }
+        let mut audio = 0;
+        let lagged = loop {
+            match tokio::time::timeout(Duration::from_secs(2), events.recv()).await {
+                Ok(Some(Event::Audio { .. })) => audio += 1,
+                Ok(Some(Event::Lagged { skipped })) => break skipped,
+                other => panic!("expected audio, then one lag notice; got {other:?}"),
+            }
+        };
+        assert_eq!((audio, lagged), (2, 3), "two delivered, three missed and said so");
+        monitor.do_send(PublishAudio {
+            session: "kitchen".into(),
+            data: Bytes::from_static(b"y"),
+        });
+        let next = tokio::time::timeout(Duration::from_secs(2), events.recv())
+            .await
+            .unwrap();
+        assert!(
+            matches!(next, Some(Event::Audio { .. })),
+            "delivery resumes after the notice"
+        );
+    }
 }
