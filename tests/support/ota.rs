@@ -52,11 +52,7 @@ impl OtaEndpoint {
         std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 match listener.accept() {
-                    Ok((stream, _)) => {
-                        if let Some(request) = serve(stream, &answer.lock().unwrap()) {
-                            requests.lock().unwrap().push(request);
-                        }
-                    }
+                    Ok((stream, _)) => serve(stream, &answer.lock().unwrap(), &requests),
                     Err(_) => std::thread::sleep(Duration::from_millis(2)),
                 }
             }
@@ -86,7 +82,13 @@ impl Drop for OtaEndpoint {
     }
 }
 
-fn serve(stream: TcpStream, answer: &Value) -> Option<OtaRequest> {
+/// Answer one request; it is recorded before the answer goes out, so a
+/// client that reacts to the answer always finds its request recorded.
+fn serve(stream: TcpStream, answer: &Value, requests: &Mutex<Vec<OtaRequest>>) {
+    let _ = answer_one(stream, answer, requests);
+}
+
+fn answer_one(stream: TcpStream, answer: &Value, requests: &Mutex<Vec<OtaRequest>>) -> Option<()> {
     stream.set_nonblocking(false).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     let mut reader = BufReader::new(stream.try_clone().ok()?);
@@ -106,15 +108,13 @@ fn serve(stream: TcpStream, answer: &Value) -> Option<OtaRequest> {
     let length: usize = headers.iter().find(|(n, _)| n == "content-length")?.1.parse().ok()?;
     let mut body = vec![0; length];
     reader.read_exact(&mut body).ok()?;
+    let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    requests.lock().unwrap().push(OtaRequest { headers, body });
     let text = answer.to_string();
     let mut stream = stream;
     let response = format!(
         "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
         text.len()
     );
-    stream.write_all(response.as_bytes()).ok()?;
-    Some(OtaRequest {
-        headers,
-        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
-    })
+    stream.write_all(response.as_bytes()).ok()
 }

@@ -18,8 +18,9 @@ use actix::prelude::*;
 use awc::error::WsProtocolError;
 use awc::ws::{CloseReason, Frame, Message};
 use bytes::Bytes;
-use futures_util::stream::{SplitSink, StreamExt};
 use serde_json::{Map, Value};
+use tokio::io::{AsyncReadExt, WriteHalf};
+use tokio_util::codec::{FramedRead, FramedWrite};
 
 pub use self::endpoint::ConnectPlan;
 pub use self::frames::{
@@ -42,7 +43,12 @@ use crate::wire::{self, ServerText};
 /// anyway; on a dead peer the flush would otherwise wait for TCP to give up.
 const CLOSE_FLUSH_GRACE: Duration = Duration::from_millis(500);
 
-type WsSink = FlushThenClose<SplitSink<WsFramed, Message>>;
+type WsSink = FlushThenClose<FramedWrite<WriteHalf<awc::BoxedSocket>, awc::ws::Codec>>;
+
+/// First read buffer of a connection; it grows only for larger frames. The
+/// upgraded `Framed` keeps two 8 KiB buffers for ever, 16 of the ~20 KiB an
+/// idle session cost, so the socket is re-framed with small ones.
+const READ_BUFFER_START: usize = 256;
 
 /// Where the Connection reports to.
 #[derive(Clone)]
@@ -161,7 +167,14 @@ impl Connection {
     }
 
     fn on_upgraded(&mut self, framed: WsFramed, ctx: &mut Context<Self>) {
-        let (sink, stream) = framed.split();
+        let parts = framed.into_parts();
+        let (read_half, write_half) = tokio::io::split(parts.io);
+        // Bytes awc read past the 101 (the server hello may be among them)
+        // come first; copied, since a slice would keep awc's 8 KiB alive.
+        let leftover = std::io::Cursor::new(parts.read_buf.to_vec());
+        let stream = FramedRead::with_capacity(leftover.chain(read_half), parts.codec.clone(), READ_BUFFER_START);
+        let mut sink = FramedWrite::new(write_half, parts.codec);
+        *sink.write_buffer_mut() = bytes::BytesMut::new();
         self.sink = Some(SinkWrite::new(FlushThenClose(sink), ctx));
         ctx.add_stream(stream);
         let me = ctx.address();
