@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use actix_rt::signal::unix::{signal, Signal, SignalKind};
 use wsvisor_actors::events::Event;
-use wsvisor_actors::messages::{AddSession, ListSessions, Shutdown, Subscribe};
+use wsvisor_actors::messages::{AddSession, CountStates, Shutdown, Subscribe};
 use wsvisor_actors::state::SessionState;
 use wsvisor_actors::{start_tree, Tree};
 
@@ -135,8 +135,8 @@ fn is_state_change(event: &Event) -> bool {
 }
 
 async fn all_failed(tree: &Tree) -> bool {
-    let sessions = tree.monitor.send(ListSessions).await.unwrap_or_default();
-    !sessions.is_empty() && sessions.iter().all(|s| s.state == SessionState::Failed)
+    let counts = tree.monitor.send(CountStates).await.unwrap_or_default();
+    counts.total() > 0 && counts.of(SessionState::Failed) == counts.total()
 }
 
 async fn stop(tree: &Tree, why: &str) -> i32 {

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use sd_notify::NotifyState;
-use wsvisor_actors::messages::{ListSessions, ProbeTree};
+use wsvisor_actors::messages::{CountStates, ProbeTree};
 use wsvisor_actors::state::SessionState;
 use wsvisor_actors::Tree;
 
@@ -43,9 +43,8 @@ pub fn stopping() {
 
 /// `3/3 sessions ready`, from the Monitor.
 pub async fn session_status(tree: &Tree) -> String {
-    let sessions = tree.monitor.send(ListSessions).await.unwrap_or_default();
-    let ready = sessions.iter().filter(|s| s.state == SessionState::Ready).count();
-    format!("{ready}/{} sessions ready", sessions.len())
+    let counts = tree.monitor.send(CountStates).await.unwrap_or_default();
+    format!("{}/{} sessions ready", counts.of(SessionState::Ready), counts.total())
 }
 
 /// Pat the watchdog every half `period`, each time only after the whole

@@ -23,7 +23,7 @@ use crate::events::{DropReason, Event};
 use crate::loss::LossReport;
 use crate::ota::Discovered;
 use crate::settings::{Keep, ReconnectSettings, SessionSettings};
-use crate::state::{SessionSummary, StateUpdate};
+use crate::state::{SessionState, SessionSummary, StateUpdate};
 use crate::traffic::TrafficCounters;
 
 // ───────────────────────── commands to the Supervisor ─────────────────────────
@@ -347,6 +347,38 @@ pub struct RecordQueued {
 #[derive(Message)]
 #[rtype(result = "Vec<SessionSummary>")]
 pub struct ListSessions;
+
+/// How many sessions are in each state, in `SessionState::ALL` order:
+/// what `status`, systemd's STATUS and the give-up check need, without
+/// copying every summary.
+#[derive(Message)]
+#[rtype(result = "StateCounts")]
+pub struct CountStates;
+
+/// Sessions per state, in `SessionState::ALL` order.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, MessageResponse)]
+pub struct StateCounts(pub [usize; SessionState::ALL.len()]);
+
+impl StateCounts {
+    /// Sessions in `state`.
+    pub fn of(&self, state: SessionState) -> usize {
+        self.0[Self::index(state)]
+    }
+
+    /// Count one more session in `state`.
+    pub fn add(&mut self, state: SessionState) {
+        self.0[Self::index(state)] += 1;
+    }
+
+    fn index(state: SessionState) -> usize {
+        SessionState::ALL.iter().position(|s| *s == state).unwrap_or(0)
+    }
+
+    /// All sessions.
+    pub fn total(&self) -> usize {
+        self.0.iter().sum()
+    }
+}
 
 /// Summary of one session.
 #[derive(Message)]

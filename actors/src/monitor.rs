@@ -15,8 +15,8 @@ use tokio::sync::mpsc::{self, error::TrySendError};
 
 use crate::events::Event;
 use crate::messages::{
-    GetSession, ListSessions, Probe, PublishAudio, PublishDropped, PublishMessage, PublishState, RecordQueued,
-    RecordRtt, RegisterSession, Subscribe, UnregisterSession,
+    CountStates, GetSession, ListSessions, Probe, PublishAudio, PublishDropped, PublishMessage, PublishState,
+    RecordQueued, RecordRtt, RegisterSession, StateCounts, Subscribe, UnregisterSession,
 };
 use crate::state::{cause_index, LastClose, SessionCounters, SessionState, SessionSummary};
 use crate::traffic::TrafficCounters;
@@ -275,6 +275,18 @@ impl Handler<ListSessions> for Monitor {
 
     fn handle(&mut self, _: ListSessions, _: &mut Context<Self>) -> Self::Result {
         MessageResult(self.records.values().map(Monitor::summary).collect())
+    }
+}
+
+impl Handler<CountStates> for Monitor {
+    type Result = StateCounts;
+
+    fn handle(&mut self, _: CountStates, _: &mut Context<Self>) -> StateCounts {
+        let mut counts = StateCounts::default();
+        for record in self.records.values() {
+            counts.add(record.summary.state);
+        }
+        counts
     }
 }
 

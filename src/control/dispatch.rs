@@ -10,8 +10,8 @@ use serde_json::{json, Map, Value};
 use tokio::sync::mpsc::Receiver;
 use wsvisor_actors::events::Event;
 use wsvisor_actors::messages::{
-    CommandError, ConnectSession, DisconnectSession, GetSession, ListSessions, ReconnectSession, SendAudio,
-    SendOutcome, SendText, Subscribe,
+    CommandError, ConnectSession, CountStates, DisconnectSession, GetSession, ListSessions, ReconnectSession,
+    SendAudio, SendOutcome, SendText, Subscribe,
 };
 use wsvisor_actors::state::SessionState;
 use wsvisor_actors::Tree;
@@ -140,14 +140,11 @@ pub async fn execute(daemon: &DaemonHandle, command: Command) -> Result<Reply, C
 }
 
 async fn status(daemon: &DaemonHandle) -> Result<Value, ControlError> {
-    let sessions = daemon.tree.monitor.send(ListSessions).await.map_err(unavailable)?;
+    let counts = daemon.tree.monitor.send(CountStates).await.map_err(unavailable)?;
     let mut by_state = Map::new();
-    by_state.insert("total".into(), json!(sessions.len()));
+    by_state.insert("total".into(), json!(counts.total()));
     for state in SessionState::ALL {
-        by_state.insert(
-            state.as_str().into(),
-            json!(sessions.iter().filter(|s| s.state == state).count()),
-        );
+        by_state.insert(state.as_str().into(), json!(counts.of(state)));
     }
     Ok(json!({
         "version": env!("CARGO_PKG_VERSION"),
