@@ -2,12 +2,18 @@
 //! notice per audio frame, dropped messages, and lag notices.
 
 use bytes::Bytes;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use strum::{Display, EnumString, IntoStaticStr, VariantArray};
 
 use crate::state::StateUpdate;
 
-/// Why held messages were dropped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Why held messages were dropped (the contract's `why` values).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, IntoStaticStr, Display, EnumString, VariantArray,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum DropReason {
     /// Older than `queue_ttl`.
     QueueTtl,
@@ -20,11 +26,7 @@ pub enum DropReason {
 impl DropReason {
     /// The contract's `why` value.
     pub fn as_str(self) -> &'static str {
-        match self {
-            DropReason::QueueTtl => "queue_ttl",
-            DropReason::QueueFull => "queue_full",
-            DropReason::SessionStopped => "session_stopped",
-        }
+        self.into()
     }
 }
 

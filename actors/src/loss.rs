@@ -1,10 +1,28 @@
 //! Why a connection ended: the causes of CONTRACT §3 and the one report a
 //! dead connection leaves behind.
 
-use std::fmt;
+use serde::{Deserialize, Serialize};
+use strum::{Display, EnumCount, EnumString, IntoStaticStr, VariantArray};
 
-/// Why a connection ended. The names are the contract's `cause` values.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// Why a connection ended. The names are the contract's `cause` values;
+/// the variant order is the order metrics list them in.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    IntoStaticStr,
+    Display,
+    EnumString,
+    VariantArray,
+    EnumCount,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Cause {
     /// The server sent a Close frame (its code, 1005 when it had none).
     ServerClose,
@@ -32,49 +50,22 @@ pub enum Cause {
     LocalStop,
     /// The connection actor died without saying why (a panic).
     Internal,
+    /// The peer stopped reading and the outbound byte budget filled.
+    WriteStalled,
+    /// The token file could not be read, was empty or held more than one
+    /// line: nothing was refused by the server, so it is retried on backoff.
+    CredentialsUnavailable,
 }
 
 impl Cause {
-    /// Every cause, for metrics that list all of them.
-    pub const ALL: [Cause; 13] = [
-        Cause::ServerClose,
-        Cause::Abnormal,
-        Cause::Reset,
-        Cause::PingTimeout,
-        Cause::HelloTimeout,
-        Cause::ConnectFailed,
-        Cause::ConnectTimeout,
-        Cause::HttpStatus,
-        Cause::AuthFailed,
-        Cause::ProtocolError,
-        Cause::ActivationRequired,
-        Cause::LocalStop,
-        Cause::Internal,
-    ];
-
     /// The contract's name of this cause.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Cause::ServerClose => "server_close",
-            Cause::Abnormal => "abnormal",
-            Cause::Reset => "reset",
-            Cause::PingTimeout => "ping_timeout",
-            Cause::HelloTimeout => "hello_timeout",
-            Cause::ConnectFailed => "connect_failed",
-            Cause::ConnectTimeout => "connect_timeout",
-            Cause::HttpStatus => "http_status",
-            Cause::AuthFailed => "auth_failed",
-            Cause::ProtocolError => "protocol_error",
-            Cause::ActivationRequired => "activation_required",
-            Cause::LocalStop => "local_stop",
-            Cause::Internal => "internal",
-        }
+        self.into()
     }
-}
 
-impl fmt::Display for Cause {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+    /// Position in `Cause::VARIANTS`, for per-cause counters.
+    pub fn index(self) -> usize {
+        self as usize
     }
 }
 

@@ -25,6 +25,7 @@ use crate::ota::Discovered;
 use crate::settings::{Keep, ReconnectSettings, SessionSettings};
 use crate::state::{SessionState, SessionSummary, StateUpdate};
 use crate::traffic::TrafficCounters;
+use strum::EnumCount;
 
 // ───────────────────────── commands to the Supervisor ─────────────────────────
 
@@ -348,30 +349,26 @@ pub struct RecordQueued {
 #[rtype(result = "Vec<SessionSummary>")]
 pub struct ListSessions;
 
-/// How many sessions are in each state, in `SessionState::ALL` order:
+/// How many sessions are in each state, in `SessionState::VARIANTS` order:
 /// what `status`, systemd's STATUS and the give-up check need, without
 /// copying every summary.
 #[derive(Message)]
 #[rtype(result = "StateCounts")]
 pub struct CountStates;
 
-/// Sessions per state, in `SessionState::ALL` order.
+/// Sessions per state, in `SessionState::VARIANTS` order.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, MessageResponse)]
-pub struct StateCounts(pub [usize; SessionState::ALL.len()]);
+pub struct StateCounts(pub [usize; SessionState::COUNT]);
 
 impl StateCounts {
     /// Sessions in `state`.
     pub fn of(&self, state: SessionState) -> usize {
-        self.0[Self::index(state)]
+        self.0[state.index()]
     }
 
     /// Count one more session in `state`.
     pub fn add(&mut self, state: SessionState) {
-        self.0[Self::index(state)] += 1;
-    }
-
-    fn index(state: SessionState) -> usize {
-        SessionState::ALL.iter().position(|s| *s == state).unwrap_or(0)
+        self.0[state.index()] += 1;
     }
 
     /// All sessions.

@@ -18,7 +18,7 @@ use crate::messages::{
     CountStates, GetSession, ListSessions, Probe, PublishAudio, PublishDropped, PublishMessage, PublishState,
     RecordQueued, RecordRtt, RegisterSession, StateCounts, Subscribe, UnregisterSession,
 };
-use crate::state::{cause_index, LastClose, SessionCounters, SessionState, SessionSummary};
+use crate::state::{LastClose, SessionCounters, SessionState, SessionSummary};
 use crate::traffic::TrafficCounters;
 
 struct SessionRecord {
@@ -184,7 +184,7 @@ impl Handler<PublishState> for Monitor {
                 summary.rtt = None;
             }
             if let Some(loss) = &update.loss {
-                summary.counters.losses[cause_index(loss.cause)] += 1;
+                summary.counters.losses[loss.cause.index()] += 1;
                 summary.last_close = Some(LastClose {
                     cause: loss.cause,
                     code: loss.code,

@@ -1,13 +1,32 @@
 //! The states of a session and the records the Monitor keeps of them.
 
-use std::fmt;
 use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+use strum::{Display, EnumCount, EnumString, IntoStaticStr, VariantArray};
 
 use crate::loss::{Cause, LossReport};
 use crate::traffic::TrafficSnapshot;
 
-/// Where a session is in its life (CONTRACT §3 names).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// Where a session is in its life (CONTRACT §3 names); the variant order
+/// is the order `status` and metrics list them in.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    IntoStaticStr,
+    Display,
+    EnumString,
+    VariantArray,
+    EnumCount,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum SessionState {
     /// Down on purpose; only a command (or `keep = "on_demand"` traffic) starts it.
     Stopped,
@@ -26,34 +45,14 @@ pub enum SessionState {
 }
 
 impl SessionState {
-    /// Every state, for metrics and status counts.
-    pub const ALL: [SessionState; 7] = [
-        SessionState::Stopped,
-        SessionState::Connecting,
-        SessionState::Handshaking,
-        SessionState::Ready,
-        SessionState::Backoff,
-        SessionState::Failed,
-        SessionState::Activating,
-    ];
-
     /// The contract's name of this state.
     pub fn as_str(self) -> &'static str {
-        match self {
-            SessionState::Stopped => "stopped",
-            SessionState::Connecting => "connecting",
-            SessionState::Handshaking => "handshaking",
-            SessionState::Ready => "ready",
-            SessionState::Backoff => "backoff",
-            SessionState::Failed => "failed",
-            SessionState::Activating => "activating",
-        }
+        self.into()
     }
-}
 
-impl fmt::Display for SessionState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+    /// Position in `SessionState::VARIANTS`, for per-state counts.
+    pub fn index(self) -> usize {
+        self as usize
     }
 }
 
@@ -100,8 +99,8 @@ pub struct LastClose {
 pub struct SessionCounters {
     /// Connections that reached `ready`.
     pub connects: u64,
-    /// Losses by cause, in `Cause::ALL` order.
-    pub losses: [u64; Cause::ALL.len()],
+    /// Losses by cause, in `Cause::VARIANTS` order.
+    pub losses: [u64; Cause::COUNT],
     /// Reconnect attempts scheduled.
     pub reconnect_attempts: u64,
     /// Times the session gave up (`failed`).
@@ -115,13 +114,8 @@ pub struct SessionCounters {
 impl SessionCounters {
     /// Losses of one cause.
     pub fn losses_of(&self, cause: Cause) -> u64 {
-        self.losses[cause_index(cause)]
+        self.losses[cause.index()]
     }
-}
-
-/// Position of a cause in `Cause::ALL`.
-pub fn cause_index(cause: Cause) -> usize {
-    Cause::ALL.iter().position(|c| *c == cause).unwrap_or(0)
 }
 
 /// What `ctl session` shows of one session.

@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::rc::Rc;
 use std::time::Instant;
+use strum::VariantArray;
 
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
@@ -143,7 +144,7 @@ async fn status(daemon: &DaemonHandle) -> Result<Value, ControlError> {
     let counts = daemon.tree.monitor.send(CountStates).await.map_err(unavailable)?;
     let mut by_state = Map::new();
     by_state.insert("total".into(), json!(counts.total()));
-    for state in SessionState::ALL {
+    for &state in SessionState::VARIANTS {
         by_state.insert(state.as_str().into(), json!(counts.of(state)));
     }
     Ok(json!({

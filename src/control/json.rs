@@ -1,6 +1,7 @@
 //! How sessions and events look on the wire (CONTRACT §3).
 
 use std::time::{Duration, SystemTime};
+use strum::VariantArray;
 
 use base64::Engine;
 use serde_json::{json, Map, Value};
@@ -58,7 +59,7 @@ pub fn summary_with_counters(s: &SessionSummary) -> Value {
 }
 
 fn counters(c: &SessionCounters) -> Value {
-    let losses: Map<String, Value> = Cause::ALL
+    let losses: Map<String, Value> = Cause::VARIANTS
         .iter()
         .map(|cause| (cause.as_str().to_owned(), json!(c.losses_of(*cause))))
         .collect();

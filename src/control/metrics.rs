@@ -3,6 +3,7 @@
 
 use std::fmt::Write;
 use std::time::Duration;
+use strum::VariantArray;
 
 use wsvisor_actors::loss::Cause;
 use wsvisor_actors::state::{SessionState, SessionSummary};
@@ -115,7 +116,7 @@ pub fn render(sessions: &[SessionSummary], uptime: Duration) -> String {
     let losses = counter("wsvisor_session_losses_total", "Connections lost, by cause.");
     losses.header(&mut out);
     for s in sessions {
-        for cause in Cause::ALL {
+        for &cause in Cause::VARIANTS {
             let n = s.counters.losses_of(cause);
             let _ = writeln!(out, "{}{{session=\"{}\",cause=\"{cause}\"}} {n}", losses.name, s.name);
         }
@@ -123,7 +124,7 @@ pub fn render(sessions: &[SessionSummary], uptime: Duration) -> String {
     let state = gauge("wsvisor_session_state", "1 for the state the session is in.");
     state.header(&mut out);
     for s in sessions {
-        for candidate in SessionState::ALL {
+        for &candidate in SessionState::VARIANTS {
             let on = u8::from(s.state == candidate);
             let _ = writeln!(
                 out,
@@ -175,7 +176,7 @@ mod tests {
 
     #[test]
     fn every_line_is_a_comment_or_a_sample_of_a_declared_family() {
-        let mut losses = [0; Cause::ALL.len()];
+        let mut losses = [0; Cause::VARIANTS.len()];
         losses[1] = 2;
         let counters = SessionCounters {
             connects: 3,
