@@ -7,9 +7,13 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use actix_rt::signal::unix::{signal, Signal, SignalKind};
-use wsvisor_actors::events::Event;
+use std::sync::Arc;
+
+use wsvisor_actors::events::{Event, SharedEvent};
 use wsvisor_actors::messages::{AddSession, CountStates, Shutdown, Subscribe};
 use wsvisor_actors::state::SessionState;
+use wsvisor_actors::subscription::{SubscriberLimits, Subscription};
+use wsvisor_actors::supervisor::SupervisorOptions;
 use wsvisor_actors::{start_tree, Tree};
 
 use crate::config::{Config, OnGiveUp};
@@ -51,11 +55,17 @@ async fn serve(config: Config) -> i32 {
             return exit::FAILURE;
         }
     };
-    let tree = start_tree();
+    let tree = start_tree(SupervisorOptions {
+        exit_when_all_fail: config.daemon.on_give_up == OnGiveUp::Exit,
+    });
     let daemon = Rc::new(DaemonHandle {
         tree: tree.clone(),
         reloader: Rc::new(Reloader::new(tree.clone(), config.clone())),
         started: Instant::now(),
+        subscriber_limits: SubscriberLimits {
+            bytes: config.daemon.subscriber_buffer,
+            ..SubscriberLimits::default()
+        },
     });
     // The socket comes first: if another daemon holds it, start nothing.
     let _socket = match control::start(&config.daemon, daemon.clone(), ControlOptions::default()).await {
@@ -69,7 +79,7 @@ async fn serve(config: Config) -> i32 {
         .monitor
         .send(Subscribe {
             sessions: None,
-            capacity: 1024,
+            limits: SubscriberLimits::default(),
         })
         .await
         .ok();
@@ -95,14 +105,14 @@ async fn serve(config: Config) -> i32 {
                 let _ = daemon.reloader.reload().await;
             }
             event = next_event(&mut events) => {
-                let mut changed = event.as_ref().is_some_and(is_state_change);
+                let mut changed = event.as_ref().is_some_and(|e| is_state_change(&e.event));
                 // Take a burst (thousands of sessions connecting at start)
                 // as one change: each recount below walks every session, and
                 // one per event made start-up quadratic (4 CPU-s after
                 // 10,000 sessions were already ready).
                 if let Some(rx) = events.as_mut() {
-                    while let Ok(more) = rx.try_recv() {
-                        changed |= is_state_change(&more);
+                    while let Some(more) = rx.try_recv() {
+                        changed |= is_state_change(&more.event);
                     }
                 }
                 if changed {
@@ -122,7 +132,7 @@ async fn serve(config: Config) -> i32 {
     }
 }
 
-async fn next_event(events: &mut Option<tokio::sync::mpsc::Receiver<Event>>) -> Option<Event> {
+async fn next_event(events: &mut Option<Subscription>) -> Option<Arc<SharedEvent>> {
     match events {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,

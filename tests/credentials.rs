@@ -28,7 +28,7 @@ fn ota_session(ota: &OtaEndpoint) -> SessionSettings {
 }
 
 async fn start(session: SessionSettings) -> (Tree, Watcher) {
-    let tree = start_tree();
+    let tree = start_tree(Default::default());
     let watcher = Watcher::subscribe(&tree).await;
     tree.supervisor.send(AddSession(session)).await.unwrap().unwrap();
     (tree, watcher)
@@ -62,18 +62,12 @@ async fn learns_url_and_token_from_ota_and_survives_a_token_rotation() {
     let summary = tree.monitor.send(GetSession("kitchen".into())).await.unwrap().unwrap();
     assert_eq!(summary.url, Some(server.url()), "the learnt URL shows in the summary");
 
-    // The server rotates the token; the next connection fails once, refreshes, recovers.
+    // The server rotates the token; the next connection is refused once,
+    // refreshes at once, recovers: a repair, not a loss.
     server.set_expected_token(Some("t2".into()));
     ota.set_answer(websocket(&server, "t2"));
     server.inject(Fault::Close(1000, String::new()));
-    let (auth, _) = watcher
-        .wait_for(LIMIT, |u| u.loss.as_ref().is_some_and(|l| l.cause == Cause::AuthFailed))
-        .await;
-    assert_eq!(
-        auth.state,
-        SessionState::Backoff,
-        "the first auth failure refreshes instead of parking"
-    );
+    watcher.wait_state(SessionState::Handshaking, LIMIT).await;
     watcher.wait_state(SessionState::Ready, LIMIT).await;
     assert_eq!(
         server.last_headers().unwrap().authorization.as_deref(),
@@ -84,6 +78,14 @@ async fn learns_url_and_token_from_ota_and_survives_a_token_rotation() {
         2,
         "asked once at start, once after the auth failure"
     );
+    assert!(
+        !watcher.history().iter().any(|h| h.contains("auth_failed")),
+        "a refusal one refresh repaired is not shown as a loss: {:?}",
+        watcher.history()
+    );
+    let summary = tree.monitor.send(GetSession("kitchen".into())).await.unwrap().unwrap();
+    assert_eq!(summary.counters.losses_of(Cause::AuthFailed), 0);
+    assert_eq!(summary.counters.connects, 2);
 }
 
 #[actix_rt::test]

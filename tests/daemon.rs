@@ -120,7 +120,7 @@ fn journald_lines_have_priorities_and_no_timestamps() {
         "{text}"
     );
     assert!(
-        text.contains("<3>session=kitchen gave up attempts=1 last_cause=auth_failed; will revive in 10m"),
+        text.contains("<3>session=kitchen gave up attempts=1 last_cause=auth_failed; probing every 1m"),
         "{text}"
     );
     assert!(!text.contains(TOKEN));

@@ -83,7 +83,7 @@ async fn no_connection_or_heartbeat_outlives_its_connection() {
         ..Default::default()
     })
     .unwrap();
-    let tree = wsvisor_actors::start_tree();
+    let tree = wsvisor_actors::start_tree(Default::default());
     let mut watcher = Watcher::subscribe(&tree).await;
     let mut session = settings("kitchen", &server.url());
     session.reconnect.initial_delay = Duration::from_millis(2);

@@ -340,7 +340,7 @@ async fn a_cut_is_noticed_within_the_heartbeat_and_healed_within_one_backoff_ste
         Err(why) => return skip(TEST, &why),
     };
     let served = ns.serve();
-    let tree = wsvisor_actors::start_tree();
+    let tree = wsvisor_actors::start_tree(Default::default());
     let mut watcher = Watcher::subscribe(&tree).await;
     tree.supervisor
         .send(AddSession(session(&served.url)))
@@ -396,7 +396,7 @@ async fn with_a_message_pending_the_kernel_gives_up_within_tcp_user_timeout() {
     };
     let served = ns.serve();
     let remote = server_addr(&served.url);
-    let tree = wsvisor_actors::start_tree();
+    let tree = wsvisor_actors::start_tree(Default::default());
     let mut watcher = Watcher::subscribe(&tree).await;
     tree.supervisor
         .send(AddSession(session(&served.url)))

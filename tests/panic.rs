@@ -15,7 +15,7 @@ use wsvisor_loopback::{Server, ServerOptions};
 #[actix_rt::test]
 async fn a_panicking_connection_is_restarted_and_its_neighbour_carries_on() {
     let server = Server::start(ServerOptions::default()).unwrap();
-    let tree = wsvisor_actors::start_tree();
+    let tree = wsvisor_actors::start_tree(Default::default());
     let mut watcher = Watcher::subscribe(&tree).await;
     for name in ["kitchen", "attic"] {
         tree.supervisor

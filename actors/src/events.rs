@@ -1,9 +1,12 @@
 //! What subscribers receive: every state change, every server message, one
-//! notice per audio frame, dropped messages, and lag notices.
+//! notice per audio frame, dropped messages, and lag notices. An event is
+//! made once and shared by every subscriber ([`SharedEvent`]), and so is
+//! each line it is rendered to: a message is never copied per subscriber.
+
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use strum::{Display, EnumString, IntoStaticStr, VariantArray};
 
 use crate::state::StateUpdate;
@@ -39,8 +42,8 @@ pub enum Event {
     Message {
         /// Session name.
         session: String,
-        /// The message as received.
-        message: Value,
+        /// The message as compact JSON text (validated, one line).
+        message: Arc<str>,
     },
     /// A binary (audio) frame from the server.
     Audio {
@@ -75,5 +78,49 @@ impl Event {
             }
             Event::Lagged { .. } => None,
         }
+    }
+}
+
+/// Room a line of the control protocol takes besides the payload of its
+/// event: names, keys, a timestamp.
+const LINE_OVERHEAD: usize = 256;
+
+impl Event {
+    /// About how many bytes this event's line takes: what it costs a
+    /// subscriber's byte budget while it waits to be read.
+    pub fn weight(&self) -> usize {
+        LINE_OVERHEAD
+            + match self {
+                Event::State(update) => update.loss.as_ref().map_or(0, |l| l.reason.len()),
+                Event::Message { message, .. } => message.len(),
+                // Base64, when the subscriber asked for audio data.
+                Event::Audio { data, .. } => data.len().div_ceil(3) * 4,
+                Event::Dropped { .. } | Event::Lagged { .. } => 0,
+            }
+    }
+}
+
+/// One event as every subscriber receives it: shared, and rendered to a
+/// line at most once per form (with or without audio data).
+#[derive(Debug)]
+pub struct SharedEvent {
+    /// The event.
+    pub event: Event,
+    lines: [OnceLock<Box<str>>; 2],
+}
+
+impl SharedEvent {
+    /// Share `event`.
+    pub fn new(event: Event) -> Arc<Self> {
+        Arc::new(SharedEvent {
+            event,
+            lines: [OnceLock::new(), OnceLock::new()],
+        })
+    }
+
+    /// The event's line in the form `with_audio` asks for, rendered by
+    /// `render` the first time any subscriber needs it.
+    pub fn line(&self, with_audio: bool, render: impl FnOnce(&Event, bool) -> String) -> &str {
+        self.lines[usize::from(with_audio)].get_or_init(|| render(&self.event, with_audio).into_boxed_str())
     }
 }

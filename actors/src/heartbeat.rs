@@ -6,10 +6,12 @@
 //! lazily when it fires, so a busy audio stream costs no timer churn. Only
 //! the first sign of life after a Ping re-arms it, so the next Ping comes
 //! `ping_interval` after that life rather than `ping_timeout` after the Ping.
+//! Time is tokio's, so tests drive it with paused time.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix::prelude::*;
+use tokio::time::Instant;
 
 use crate::census::{self, Census};
 use crate::messages::{FrameArrived, HeartbeatEnded, PeerDead, Probe, SendPing, StopHeartbeat};

@@ -15,13 +15,17 @@ pub mod client;
 pub mod connection;
 pub mod events;
 pub mod heartbeat;
+pub mod json;
+pub mod logsafe;
 pub mod loss;
 pub mod messages;
 pub mod monitor;
 pub mod ota;
 pub mod policy;
+pub mod ratelimit;
 pub mod settings;
 pub mod state;
+pub mod subscription;
 pub mod supervisor;
 pub mod traffic;
 pub mod wire;
@@ -38,9 +42,9 @@ pub struct Tree {
 }
 
 /// Start the tree on the current actix system thread.
-pub fn start_tree() -> Tree {
+pub fn start_tree(options: supervisor::SupervisorOptions) -> Tree {
     let monitor = monitor::Monitor::default().start();
     let policy = policy::ReconnectPolicy::default().start();
-    let supervisor = supervisor::Supervisor::new(policy, monitor.clone()).start();
+    let supervisor = supervisor::Supervisor::new(policy, monitor.clone(), options).start();
     Tree { supervisor, monitor }
 }

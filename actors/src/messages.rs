@@ -17,28 +17,59 @@ use std::time::Duration;
 use actix::prelude::*;
 use bytes::Bytes;
 use serde_json::{Map, Value};
-use tokio::sync::mpsc;
 
-use crate::events::{DropReason, Event};
+use crate::connection::{WriteBinaryRefused, WriteTextRefused};
+use crate::events::DropReason;
 use crate::loss::LossReport;
 use crate::ota::Discovered;
 use crate::settings::{Keep, ReconnectSettings, SessionSettings};
 use crate::state::{SessionState, SessionSummary, StateUpdate};
+use crate::subscription::{SubscriberLimits, Subscription};
+use crate::supervisor::QueueBound;
 use crate::traffic::TrafficCounters;
+use crate::wire::OutboundText;
 use strum::EnumCount;
 
 // ───────────────────────── commands to the Supervisor ─────────────────────────
 
 /// Why a command could not be carried out.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum CommandError {
     /// No session has that name.
+    #[error("no session named '{0}'")]
     NotFound(String),
-    /// The session is not ready (audio is never queued).
-    NotReady(String),
+    /// The session is not ready, and what was asked cannot wait (audio).
+    #[error("session '{session}' is not ready{}; audio is never queued", state.map(|s| format!(" (it is {s})")).unwrap_or_default())]
+    NotReady {
+        /// The session.
+        session: String,
+        /// Its state, when known.
+        state: Option<SessionState>,
+    },
+    /// The session is stopped on purpose: nothing is held for it.
+    #[error("session '{0}' is stopped; `wsvisor ctl connect {0}` starts it")]
+    Stopped(String),
     /// The session's queue is full.
-    QueueFull(String),
+    #[error("session '{session}' holds {} already", match bound {
+        QueueBound::Messages(n) => format!("queue_limit = {n} messages"),
+        QueueBound::Bytes(n) => format!("queue_bytes = {n} bytes of messages"),
+    })]
+    QueueFull {
+        /// The session.
+        session: String,
+        /// The bound it hit.
+        bound: QueueBound,
+    },
+    /// The server stopped reading and the outbound budget is full.
+    #[error("session '{session}': {why}")]
+    Stalled {
+        /// The session.
+        session: String,
+        /// What is waiting, against which budget.
+        why: String,
+    },
     /// A session with that name exists already.
+    #[error("session '{0}' exists already")]
     AlreadyExists(String),
 }
 
@@ -96,7 +127,8 @@ pub struct SendText {
     pub message: Map<String, Value>,
 }
 
-/// Send one binary (audio) frame; refused unless the session is ready.
+/// Send one binary (audio) frame; refused unless the session is ready and
+/// the server is reading.
 #[derive(Message)]
 #[rtype(result = "Result<(), CommandError>")]
 pub struct SendAudio {
@@ -157,6 +189,8 @@ pub struct ConnectionEnded {
     pub report: LossReport,
     /// How long it had been ready (None if it never was).
     pub ready_for: Option<Duration>,
+    /// The URL it connected (or tried to connect) to, once known.
+    pub url: Option<String>,
 }
 
 /// Close the connection on purpose with 1000 (`local_stop`).
@@ -167,14 +201,15 @@ pub struct CloseConnection {
     pub reason: String,
 }
 
-/// Write a text message; handed back when the connection is not ready.
+/// Write a text message; handed back when the connection is not ready,
+/// refused when the server stopped reading.
 #[derive(Message)]
-#[rtype(result = "Result<(), Map<String, Value>>")]
-pub struct WriteText(pub Map<String, Value>);
+#[rtype(result = "Result<(), WriteTextRefused>")]
+pub struct WriteText(pub OutboundText);
 
-/// Write a binary frame; false when the connection is not ready.
+/// Write a binary frame; refused when not ready or when the server stopped reading.
 #[derive(Message)]
-#[rtype(result = "bool")]
+#[rtype(result = "Result<(), WriteBinaryRefused>")]
 pub struct WriteBinary(pub Bytes);
 
 // ─────────────────────── Heartbeat ⇄ Connection ───────────────────────
@@ -248,19 +283,31 @@ pub struct Decide {
 /// The policy's answer.
 #[derive(Clone, Copy, Debug, PartialEq, MessageResponse)]
 pub enum Decision {
-    /// Start attempt number `attempt` of this burst after `after`.
+    /// Retry after `after`.
     Retry {
-        /// 1-based number of the coming attempt.
+        /// Number of this retry in its burst, from 1.
         attempt: u32,
         /// Jittered delay.
         after: Duration,
         /// Ask the OTA endpoint again before connecting.
         refresh: bool,
     },
-    /// Park the session as `failed`.
+    /// The device must be activated: ask the OTA endpoint again after `after`.
+    AwaitActivation {
+        /// Until the next question.
+        after: Duration,
+    },
+    /// Park the session as `failed`; probe it in `probe_in`.
     GiveUp {
         /// Consecutive failed attempts.
         attempts: u32,
+        /// Until the first probe; `None`: no probes (`revive_after = "0s"`).
+        probe_in: Option<Duration>,
+    },
+    /// A probe of a parked session failed: stay `failed`, probe again.
+    KeepProbing {
+        /// Until the next probe.
+        probe_in: Option<Duration>,
     },
     /// Stay `stopped` (deliberate stop, or clean close with `keep = "on_demand"`).
     StayDown,
@@ -298,8 +345,8 @@ pub struct PublishState(pub StateUpdate);
 pub struct PublishMessage {
     /// Session name.
     pub session: String,
-    /// The message.
-    pub message: Value,
+    /// The message as compact JSON text.
+    pub message: Arc<str>,
 }
 
 /// The server sent a binary frame.
@@ -383,14 +430,14 @@ impl StateCounts {
 pub struct GetSession(pub String);
 
 /// Receive events of the named sessions (all when `None`) through a
-/// bounded buffer of `capacity` events.
+/// buffer bounded by `limits`.
 #[derive(Message)]
-#[rtype(result = "mpsc::Receiver<Event>")]
+#[rtype(result = "Subscription")]
 pub struct Subscribe {
     /// Sessions of interest; `None` = all.
     pub sessions: Option<HashSet<String>>,
-    /// Events buffered before the subscriber counts as lagging.
-    pub capacity: usize,
+    /// What may wait for the subscriber, and for how long it may stay behind.
+    pub limits: SubscriberLimits,
 }
 
 // ─────────────────────────── liveness ───────────────────────────

@@ -2,23 +2,26 @@
 //! writer of events to subscribers. It keeps one record per session, built
 //! from the Supervisor's state changes and the connections' counters.
 //!
-//! Subscribers get a bounded buffer each; a full buffer never makes a
-//! session wait: the events are counted and one `Lagged` follows as soon as
-//! the subscriber has read enough to take it, whether or not more events come.
+//! Each event is made once and shared by every subscriber. Subscribers get
+//! a buffer bounded in events and bytes each (`subscription`); a full
+//! buffer never makes a session wait: the events are counted and one
+//! `Lagged` follows as soon as the subscriber has read enough to take it,
+//! whether or not more events come.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 use actix::prelude::*;
-use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio::time::Instant;
 
-use crate::events::Event;
+use crate::events::{Event, SharedEvent};
 use crate::messages::{
     CountStates, GetSession, ListSessions, Probe, PublishAudio, PublishDropped, PublishMessage, PublishState,
     RecordQueued, RecordRtt, RegisterSession, StateCounts, Subscribe, UnregisterSession,
 };
 use crate::state::{LastClose, SessionCounters, SessionState, SessionSummary};
+use crate::subscription::{self, Offer, Subscriber};
 use crate::traffic::TrafficCounters;
 
 struct SessionRecord {
@@ -27,42 +30,17 @@ struct SessionRecord {
     traffic: Arc<TrafficCounters>,
 }
 
-struct Subscriber {
+struct Interest {
     id: u64,
     sessions: Option<HashSet<String>>,
-    tx: mpsc::Sender<Event>,
-    /// Events missed since the buffer overflowed; while above zero a
-    /// `Lagged` notice waits for room and newer events are counted, not
-    /// queued, so the notice comes first.
-    skipped: u64,
+    subscriber: Subscriber,
 }
 
-enum Offer {
-    Taken,
-    Overflowed,
-    Gone,
-}
-
-impl Subscriber {
+impl Interest {
     fn wants(&self, event: &Event) -> bool {
         match (&self.sessions, event.session()) {
             (Some(names), Some(session)) => names.contains(session),
             _ => true,
-        }
-    }
-
-    fn offer(&mut self, event: &Event) -> Offer {
-        if self.skipped > 0 {
-            self.skipped += 1;
-            return Offer::Taken;
-        }
-        match self.tx.try_send(event.clone()) {
-            Ok(()) => Offer::Taken,
-            Err(TrySendError::Full(_)) => {
-                self.skipped = 1;
-                Offer::Overflowed
-            }
-            Err(TrySendError::Closed(_)) => Offer::Gone,
         }
     }
 }
@@ -71,43 +49,58 @@ impl Subscriber {
 #[derive(Default)]
 pub struct Monitor {
     records: BTreeMap<String, SessionRecord>,
-    subscribers: Vec<Subscriber>,
+    subscribers: Vec<Interest>,
     next_subscriber: u64,
 }
 
 impl Monitor {
     fn publish(&mut self, event: Event, ctx: &mut Context<Self>) {
+        if self.subscribers.is_empty() {
+            return;
+        }
+        let event = SharedEvent::new(event);
+        let now = Instant::now();
         let mut overflowed = Vec::new();
         self.subscribers.retain_mut(|sub| {
-            if !sub.wants(&event) {
+            if !sub.wants(&event.event) {
                 return true;
             }
-            match sub.offer(&event) {
+            match sub.subscriber.offer(&event, now) {
                 Offer::Taken => true,
                 Offer::Overflowed => {
-                    overflowed.push((sub.id, sub.tx.clone()));
+                    overflowed.push(sub.id);
                     true
+                }
+                Offer::CutOff { missed } => {
+                    log::info!(
+                        "control: cut off a subscriber that stayed behind its buffer; it missed {missed} events"
+                    );
+                    false
                 }
                 Offer::Gone => false,
             }
         });
-        for (id, tx) in overflowed {
-            self.notice_lag_when_room(id, tx, ctx);
+        for id in overflowed {
+            self.notice_lag_when_room(id, ctx);
         }
     }
 
     /// Send the `Lagged` notice as soon as the subscriber has read enough to
     /// take it, even if no other event ever follows.
-    fn notice_lag_when_room(&self, id: u64, tx: mpsc::Sender<Event>, ctx: &mut Context<Self>) {
+    fn notice_lag_when_room(&self, id: u64, ctx: &mut Context<Self>) {
+        let Some(sub) = self.subscribers.iter().find(|s| s.id == id) else {
+            return;
+        };
         ctx.spawn(
-            tx.reserve_owned()
+            sub.subscriber
+                .sender()
+                .reserve_owned()
                 .into_actor(self)
                 .map(move |permit, act: &mut Monitor, _| {
                     let Ok(permit) = permit else { return };
-                    if let Some(sub) = act.subscribers.iter_mut().find(|s| s.id == id) {
-                        permit.send(Event::Lagged {
-                            skipped: std::mem::take(&mut sub.skipped),
-                        });
+                    let sub = act.subscribers.iter_mut().find(|s| s.id == id);
+                    if let Some(notice) = sub.and_then(|s| s.subscriber.take_lag_notice()) {
+                        permit.send(notice);
                     }
                 }),
         );
@@ -302,15 +295,14 @@ impl Handler<Subscribe> for Monitor {
     type Result = MessageResult<Subscribe>;
 
     fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) -> Self::Result {
-        let (tx, rx) = mpsc::channel(msg.capacity.max(1));
+        let (subscriber, subscription) = subscription::channel(msg.limits);
         self.next_subscriber += 1;
-        self.subscribers.push(Subscriber {
+        self.subscribers.push(Interest {
             id: self.next_subscriber,
             sessions: msg.sessions,
-            tx,
-            skipped: 0,
+            subscriber,
         });
-        MessageResult(rx)
+        MessageResult(subscription)
     }
 }
 
@@ -327,6 +319,7 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
+    use crate::subscription::SubscriberLimits;
 
     #[actix_rt::test]
     async fn a_lag_notice_arrives_even_when_no_event_follows_the_burst() {
@@ -334,7 +327,10 @@ mod tests {
         let mut events = monitor
             .send(Subscribe {
                 sessions: None,
-                capacity: 2,
+                limits: SubscriberLimits {
+                    events: 2,
+                    ..SubscriberLimits::default()
+                },
             })
             .await
             .unwrap();
@@ -346,9 +342,10 @@ mod tests {
         }
         let mut audio = 0;
         let lagged = loop {
-            match tokio::time::timeout(Duration::from_secs(2), events.recv()).await {
+            let next = tokio::time::timeout(Duration::from_secs(2), events.recv()).await;
+            match next.as_ref().map(|e| e.as_ref().map(|e| &e.event)) {
                 Ok(Some(Event::Audio { .. })) => audio += 1,
-                Ok(Some(Event::Lagged { skipped })) => break skipped,
+                Ok(Some(Event::Lagged { skipped })) => break *skipped,
                 other => panic!("expected audio, then one lag notice; got {other:?}"),
             }
         };
@@ -361,7 +358,7 @@ mod tests {
             .await
             .unwrap();
         assert!(
-            matches!(next, Some(Event::Audio { .. })),
+            matches!(next.as_ref().map(|e| &e.event), Some(Event::Audio { .. })),
             "delivery resumes after the notice"
         );
     }

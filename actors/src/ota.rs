@@ -33,9 +33,10 @@ impl fmt::Debug for Discovered {
 }
 
 /// Why discovery gave no URL and token.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum OtaError {
     /// The device must be activated first.
+    #[error("activation required: code {code}")]
     Activation {
         /// The code to enter in the server's console.
         code: String,
@@ -43,6 +44,7 @@ pub enum OtaError {
         message: String,
     },
     /// The endpoint could not be reached or answered nonsense.
+    #[error("{0}")]
     Failed(String),
 }
 

@@ -44,6 +44,8 @@ pub struct SessionSettings {
     pub keep: Keep,
     /// Holding of text messages while the session is not ready.
     pub queue: QueueSettings,
+    /// Byte budgets of the connection's buffers.
+    pub limits: BufferLimits,
     /// Backoff and give-up rules.
     pub reconnect: ReconnectSettings,
 }
@@ -76,39 +78,81 @@ pub enum Credential {
 /// Largest token file read; tokens are a few hundred bytes.
 pub const MAX_TOKEN_FILE_BYTES: u64 = 64 * 1024;
 
+/// Why a token file gave no token. Nothing was refused by a server: a
+/// session retries on its backoff (`credentials_unavailable`).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CredentialError {
+    /// It could not be read (missing, no permission, …).
+    #[error("token_file {path}: {why}")]
+    Unreadable {
+        /// The file.
+        path: String,
+        /// What the OS said.
+        why: String,
+    },
+    /// Not a regular file (a FIFO would block, a device would never end).
+    #[error("token_file {0} is not a regular file")]
+    NotRegularFile(String),
+    /// Larger than `MAX_TOKEN_FILE_BYTES`.
+    #[error("token_file {0} is larger than {MAX_TOKEN_FILE_BYTES} bytes")]
+    TooLarge(String),
+    /// Empty or only whitespace (e.g. caught while being rewritten).
+    #[error("token_file {0} is empty")]
+    Empty(String),
+    /// More than one non-empty line: not a token.
+    #[error("token_file {path} holds more than one line (line {line} is the second)")]
+    MultiLine {
+        /// The file.
+        path: String,
+        /// 1-based line of the second non-empty line.
+        line: usize,
+    },
+}
+
 impl Credential {
     /// The token. A token file is read again every time, so a rotated token
     /// needs no restart; only a regular file of at most
     /// `MAX_TOKEN_FILE_BYTES` is read, so a FIFO cannot block the daemon
     /// and `/dev/zero` cannot exhaust its memory.
-    pub fn read(&self) -> Result<String, String> {
-        let path = match self {
-            Credential::Token(token) => return Ok(token.clone()),
-            Credential::TokenFile(path) => path,
-        };
-        let text = read_token_file(path).map_err(|why| format!("token_file {}: {why}", path.display()))?;
-        if text.is_empty() {
-            return Err(format!("token_file {} is empty", path.display()));
+    pub fn read(&self) -> Result<String, CredentialError> {
+        match self {
+            Credential::Token(token) => Ok(token.clone()),
+            Credential::TokenFile(path) => read_token_file(path),
         }
-        Ok(text)
     }
 }
 
-/// The trimmed contents of a token file, if it is a regular file of sane size.
-pub fn read_token_file(path: &std::path::Path) -> Result<String, String> {
+/// The token in a token file: a regular file of sane size holding one
+/// non-empty line (surrounding whitespace and blank lines are ignored).
+pub fn read_token_file(path: &std::path::Path) -> Result<String, CredentialError> {
     use std::io::Read;
-    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    let shown = path.display().to_string();
+    let unreadable = |e: std::io::Error| CredentialError::Unreadable {
+        path: shown.clone(),
+        why: e.to_string(),
+    };
+    let meta = std::fs::metadata(path).map_err(unreadable)?;
     if !meta.is_file() {
-        return Err("is not a regular file".into());
+        return Err(CredentialError::NotRegularFile(shown));
     }
     if meta.len() > MAX_TOKEN_FILE_BYTES {
-        return Err(format!("is larger than {MAX_TOKEN_FILE_BYTES} bytes"));
+        return Err(CredentialError::TooLarge(shown));
     }
     let mut text = String::new();
     std::fs::File::open(path)
         .and_then(|file| file.take(MAX_TOKEN_FILE_BYTES).read_to_string(&mut text))
-        .map_err(|e| e.to_string())?;
-    Ok(text.trim().to_owned())
+        .map_err(unreadable)?;
+    let mut lines = text.lines().enumerate().filter(|(_, line)| !line.trim().is_empty());
+    let Some((_, token)) = lines.next() else {
+        return Err(CredentialError::Empty(shown));
+    };
+    if let Some((index, _)) = lines.next() {
+        return Err(CredentialError::MultiLine {
+            path: shown,
+            line: index + 1,
+        });
+    }
+    Ok(token.trim().to_owned())
 }
 
 impl fmt::Debug for Credential {
@@ -145,8 +189,36 @@ pub enum Keep {
 pub struct QueueSettings {
     /// Messages held at most.
     pub limit: usize,
+    /// Bytes of held messages at most (their JSON text).
+    pub bytes: usize,
     /// Held messages older than this are dropped and reported.
     pub ttl: Duration,
+}
+
+/// Byte budgets of one connection's buffers, each enforced before memory
+/// is committed: a server cannot make the daemon hold more than these.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BufferLimits {
+    /// Largest frame, and largest reassembled message, taken from the
+    /// server (checked from the frame header, before its payload is read).
+    pub max_message: usize,
+    /// Bytes written but not yet taken by the server; past it the
+    /// connection is lost as `write_stalled`, and local sends are refused.
+    pub outbound: usize,
+}
+
+/// Largest message taken from a server by default: Opus frames are a few
+/// hundred bytes and JSON messages a few KiB; 1 MiB is also the real
+/// server's own limit (its `websockets` library's `max_size`).
+pub const DEFAULT_MAX_MESSAGE: usize = 1 << 20;
+
+impl Default for BufferLimits {
+    fn default() -> Self {
+        BufferLimits {
+            max_message: DEFAULT_MAX_MESSAGE,
+            outbound: 1 << 20,
+        }
+    }
 }
 
 /// Reconnect policy of one session.
@@ -164,6 +236,7 @@ pub struct ReconnectSettings {
     pub max_attempts: u32,
     /// A session ready this long resets its attempt count.
     pub stable_after: Duration,
-    /// A failed session starts a new burst after this; `None` = never.
+    /// A failed session probes with one attempt this often (jittered by
+    /// half of `jitter`); `None` = never.
     pub revive_after: Option<Duration>,
 }

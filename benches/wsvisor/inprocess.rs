@@ -11,12 +11,12 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc::Receiver;
 use wsvisor_actors::events::Event;
 use wsvisor_actors::loss::Cause;
 use wsvisor_actors::messages::{AddSession, RemoveSession, Subscribe};
 use wsvisor_actors::settings::SessionSettings;
 use wsvisor_actors::state::{SessionState, StateUpdate};
+use wsvisor_actors::subscription::{SubscriberLimits, Subscription};
 use wsvisor_actors::{start_tree, Tree};
 use wsvisor_loopback::{Fault, Server, ServerOptions};
 
@@ -65,14 +65,14 @@ impl Detect {
 
 /// Waits for the next state event of `session` that satisfies `pred`.
 async fn wait_for(
-    events: &mut Receiver<Event>,
+    events: &mut Subscription,
     session: &str,
     pred: impl Fn(&StateUpdate) -> bool,
 ) -> (StateUpdate, Instant) {
     let deadline = Instant::now() + LIMIT;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        match actix_rt::time::timeout(left, events.recv()).await {
+        match actix_rt::time::timeout(left, recv(events)).await {
             Ok(Some(Event::State(update))) => {
                 let at = Instant::now();
                 if update.session == session && pred(&update) {
@@ -87,21 +87,29 @@ async fn wait_for(
     }
 }
 
-async fn subscribe(tree: &Tree, capacity: usize) -> Receiver<Event> {
+async fn subscribe(tree: &Tree, capacity: usize) -> Subscription {
     tree.monitor
         .send(Subscribe {
             sessions: None,
-            capacity,
+            limits: SubscriberLimits {
+                events: capacity,
+                bytes: 1 << 30,
+                lag_limit: Duration::from_secs(3600),
+            },
         })
         .await
         .expect("monitor")
+}
+
+async fn recv(events: &mut Subscription) -> Option<Event> {
+    events.recv().await.map(|shared| shared.event.clone())
 }
 
 /// Detection latency of `kind` over `trials` trials: fault on the wire →
 /// state event with the loss.
 pub async fn detection(kind: Detect, trials: usize) -> Samples {
     let server = Server::start(ServerOptions::default()).expect("loopback server");
-    let tree = start_tree();
+    let tree = start_tree(Default::default());
     let mut events = subscribe(&tree, 100_000).await;
     let mut samples = Vec::with_capacity(trials);
     for i in 0..trials {
@@ -206,7 +214,7 @@ fn busiest(sorted: &[Duration], window: Duration) -> usize {
 /// `n` sessions, all hit by `fault` at once, `rounds` times.
 async fn mass_fault(n: usize, rounds: usize, jitter: f64, fault: Fault) -> Vec<Round> {
     let server = Server::start(ServerOptions::default()).expect("loopback server");
-    let tree = start_tree();
+    let tree = start_tree(Default::default());
     let mut events = subscribe(&tree, 1_000_000).await;
     let url = server.url();
     for i in 0..n {
@@ -228,7 +236,7 @@ async fn mass_fault(n: usize, rounds: usize, jitter: f64, fault: Fault) -> Vec<R
         let deadline = Instant::now() + LIMIT;
         while back.len() < n {
             let left = deadline.saturating_duration_since(Instant::now());
-            let event = actix_rt::time::timeout(left, events.recv())
+            let event = actix_rt::time::timeout(left, recv(&mut events))
                 .await
                 .unwrap_or_else(|_| panic!("only {} of {n} sessions back within {LIMIT:?}", back.len()));
             let Some(Event::State(update)) = event else { continue };
@@ -256,12 +264,12 @@ async fn mass_fault(n: usize, rounds: usize, jitter: f64, fault: Fault) -> Vec<R
     results
 }
 
-async fn wait_all(events: &mut Receiver<Event>, n: usize, pred: impl Fn(&StateUpdate) -> bool) {
+async fn wait_all(events: &mut Subscription, n: usize, pred: impl Fn(&StateUpdate) -> bool) {
     let mut seen = std::collections::HashSet::new();
     let deadline = Instant::now() + LIMIT;
     while seen.len() < n {
         let left = deadline.saturating_duration_since(Instant::now());
-        match actix_rt::time::timeout(left, events.recv()).await {
+        match actix_rt::time::timeout(left, recv(events)).await {
             Ok(Some(Event::State(update))) if pred(&update) => {
                 seen.insert(update.session);
             }

@@ -13,6 +13,10 @@ use super::{DaemonConfig, OnGiveUp, DEFAULT_CONTROL_SOCKET, DEFAULT_SOCKET_MODE}
 /// longer path would only fail at bind time, far from the config.
 const MAX_SOCKET_PATH: usize = 107;
 
+/// Events waiting for one subscriber, in bytes: far above what a reader
+/// keeping up ever has waiting, far below what would hurt the daemon.
+pub const DEFAULT_SUBSCRIBER_BUFFER: usize = 8 << 20;
+
 impl Default for DaemonConfig {
     fn default() -> Self {
         DaemonConfig {
@@ -21,6 +25,7 @@ impl Default for DaemonConfig {
             allowed_uids: Vec::new(),
             log_level: log::LevelFilter::Info,
             on_give_up: OnGiveUp::Park,
+            subscriber_buffer: DEFAULT_SUBSCRIBER_BUFFER,
         }
     }
 }
@@ -71,6 +76,9 @@ pub(super) fn build(src: &Source, raw: Option<&RawDaemon>, base_dir: &Path) -> R
     if let Some(v) = &raw.on_give_up {
         let options = [("park", OnGiveUp::Park), ("exit", OnGiveUp::Exit)];
         daemon.on_give_up = value::choice(src, "on_give_up", v, &options)?.value;
+    }
+    if let Some(v) = &raw.subscriber_buffer {
+        daemon.subscriber_buffer = value::byte_size(src, "subscriber_buffer", v, 64 << 10, 1 << 30)?.value;
     }
     Ok(daemon)
 }

@@ -44,9 +44,21 @@ fn readable_file(path: &Path) -> Result<Option<u32>, String> {
 
 /// Reads the token file once to prove it can be read, then forgets the token.
 pub(super) fn inspect_token_file(path: &Path) -> Result<TokenFileState, String> {
+    use wsvisor_actors::settings::{read_token_file, CredentialError};
     let mode = readable_file(path)?;
     // The same bounded read that connections use, so `check` sees what they will.
-    let empty = wsvisor_actors::settings::read_token_file(path)?.is_empty();
+    let empty = match read_token_file(path) {
+        Ok(_) => false,
+        // Being rewritten, say: connections retry until it holds a token.
+        Err(CredentialError::Empty(_)) => true,
+        Err(CredentialError::MultiLine { line, .. }) => {
+            return Err(format!(
+                "holds more than one line (line {line} is the second); a token file holds the token alone"
+            ))
+        }
+        Err(CredentialError::Unreadable { why, .. }) => return Err(why),
+        Err(other) => return Err(other.to_string()),
+    };
     Ok(TokenFileState { mode, empty })
 }
 

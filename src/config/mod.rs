@@ -80,6 +80,8 @@ pub struct DaemonConfig {
     pub log_level: log::LevelFilter,
     /// What to do once every session has given up.
     pub on_give_up: OnGiveUp,
+    /// Bytes of events that may wait for one subscriber of the control socket.
+    pub subscriber_buffer: usize,
 }
 
 /// What the daemon does when every session is `failed`.

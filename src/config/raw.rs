@@ -37,6 +37,7 @@ pub(super) struct RawDaemon {
     pub allowed_uids: Option<Spanned<UidList>>,
     pub log_level: Leaf,
     pub on_give_up: Leaf,
+    pub subscriber_buffer: Leaf,
 }
 
 /// The elements of `allowed_uids`, each with its own position.
@@ -74,7 +75,10 @@ pub(super) struct RawDefaults {
     pub app_ping_interval: Leaf,
     pub keep: Leaf,
     pub queue_limit: Leaf,
+    pub queue_bytes: Leaf,
     pub queue_ttl: Leaf,
+    pub max_message: Leaf,
+    pub outbound_buffer: Leaf,
     pub reconnect: Option<RawReconnect>,
     pub audio_params: Option<RawAudioParams>,
 }
@@ -158,7 +162,10 @@ pub(super) struct RawSession {
     pub app_ping_interval: Leaf,
     pub keep: Leaf,
     pub queue_limit: Leaf,
+    pub queue_bytes: Leaf,
     pub queue_ttl: Leaf,
+    pub max_message: Leaf,
+    pub outbound_buffer: Leaf,
     pub reconnect: Option<RawReconnect>,
     pub audio_params: Option<RawAudioParams>,
 }
@@ -174,7 +181,10 @@ impl RawSession {
             app_ping_interval: self.app_ping_interval.clone(),
             keep: self.keep.clone(),
             queue_limit: self.queue_limit.clone(),
+            queue_bytes: self.queue_bytes.clone(),
             queue_ttl: self.queue_ttl.clone(),
+            max_message: self.max_message.clone(),
+            outbound_buffer: self.outbound_buffer.clone(),
             reconnect: self.reconnect.clone(),
             audio_params: self.audio_params.clone(),
         }

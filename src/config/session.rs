@@ -116,10 +116,11 @@ pub(super) fn build(
         }
         (None, None) if ota.is_some() => None,
         (None, None) => {
-            return Err(missing(
-                "token",
-                " or `token_file`; set exactly one of them (or ota_url to learn it)",
-            ))
+            warnings.push(format!(
+                "session={n} has no token, token_file or ota_url: it connects without an Authorization header, \
+                 which only a server with authentication off accepts"
+            ));
+            None
         }
     };
 
@@ -168,6 +169,7 @@ pub(super) fn build(
         hello_timeout: tunables.hello_timeout,
         keep: tunables.keep,
         queue: tunables.queue,
+        limits: tunables.limits,
         reconnect: tunables.reconnect,
     })
 }

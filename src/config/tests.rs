@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use wsvisor_actors::settings::{
-    Credential, Keep, LivenessSettings, QueueSettings, ReconnectSettings, SessionSettings, TlsSettings,
+    BufferLimits, Credential, Keep, LivenessSettings, QueueSettings, ReconnectSettings, SessionSettings, TlsSettings,
 };
 use wsvisor_actors::wire::AudioParams;
 
@@ -44,7 +44,7 @@ fn builtin_reconnect() -> ReconnectSettings {
         jitter: 0.5,
         max_attempts: 10,
         stable_after: Duration::from_secs(10),
-        revive_after: Some(Duration::from_secs(600)),
+        revive_after: Some(Duration::from_secs(60)),
     }
 }
 
@@ -75,8 +75,10 @@ fn builtin_session(name: &str, credential: Credential) -> SessionSettings {
         keep: Keep::Always,
         queue: QueueSettings {
             limit: 64,
+            bytes: 1 << 20,
             ttl: Duration::from_secs(30),
         },
+        limits: BufferLimits::default(),
         reconnect: builtin_reconnect(),
     }
 }
@@ -106,7 +108,7 @@ multiplier = 2.0
 jitter = 0.5                  # randomization factor; must stay in effect at max_delay
 max_attempts = 10             # consecutive failed attempts before the session is parked as `failed`
 stable_after = "10s"          # a session ready this long resets its attempt count
-revive_after = "10m"          # a failed session starts a new burst after this; "0s" = never
+revive_after = "1m"           # after the burst, a failed session probes once every revive_after (jittered); "0s" = never
 
 [[session]]
 name = "kitchen"              # [a-z0-9_-]{1,32}, unique
@@ -135,6 +137,7 @@ fn contract_example_parses_into_the_documented_settings() {
             allowed_uids: vec![],
             log_level: log::LevelFilter::Info,
             on_give_up: OnGiveUp::Park,
+            subscriber_buffer: 8 << 20,
         }
     );
     assert_eq!(
@@ -182,6 +185,7 @@ fn sessions_override_defaults_key_by_key() {
         a.queue,
         QueueSettings {
             limit: 0,
+            bytes: 1 << 20,
             ttl: Duration::from_secs(30)
         }
     );
@@ -229,6 +233,7 @@ fn daemon_keys() {
             allowed_uids: vec![1000, 1001],
             log_level: log::LevelFilter::Debug,
             on_give_up: OnGiveUp::Exit,
+            subscriber_buffer: 8 << 20,
         }
     );
     for (text, mode) in [
@@ -323,10 +328,6 @@ fn exact_error_messages_and_positions() {
         (
             "[[session]]\nname = \"kitchen\"\nurl = \"ws:///xiaozhi/v1/\"\n",
             "3:7: url: \"ws:///xiaozhi/v1/\" has no host; expected a ws:// or wss:// URL such as \"ws://127.0.0.1:8000/xiaozhi/v1/\", found \"ws:///xiaozhi/v1/\"",
-        ),
-        (
-            "[[session]]\nname = \"kitchen\"\nurl = \"ws://h/\"\n",
-            "1:1: session \"kitchen\": missing `token` or `token_file`; set exactly one of them (or ota_url to learn it)",
         ),
         (
             "[[session]]\nname = \"kitchen\"\nurl = \"ws://h/\"\ntoken = \"x\"\ntoken_file = \"/k.token\"\n",
@@ -443,7 +444,7 @@ fn unknown_keys_are_errors_in_every_table() {
     assert_eq!(
         parse_err("[daemon]\nlog = \"info\"\n"),
         format!(
-            "{FILE}:2:1: unknown key `log`, expected one of `control_socket`, `socket_mode`, `allowed_uids`, `log_level`, `on_give_up`"
+            "{FILE}:2:1: unknown key `log`, expected one of `control_socket`, `socket_mode`, `allowed_uids`, `log_level`, `on_give_up`, `subscriber_buffer`"
         )
     );
 }
@@ -540,6 +541,65 @@ fn missing_token_file_is_an_error_naming_it() {
     );
     let e = parse(&config_path, &token_file_session(&dir.0.display().to_string())).unwrap_err();
     assert!(e.message.ends_with("is a directory, expected a file"), "{e}");
+}
+
+#[test]
+fn a_token_file_of_more_than_one_line_is_refused_where_it_is_named() {
+    let dir = TempDir::new("multiline");
+    let config_path = dir.0.join("config.toml");
+    let two = dir.write("two.token", "first\n\nsecond\n", 0o600);
+    let e = parse(&config_path, &token_file_session("two.token")).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{}:4:14: token_file: cannot read {}: holds more than one line (line 3 is the second); a token file holds the token alone",
+            config_path.display(),
+            two.display()
+        )
+    );
+    // Blank lines and surrounding whitespace are not a second line.
+    dir.write("padded.token", "\n  tok  \n\n", 0o600);
+    assert!(parse(&config_path, &token_file_session("padded.token")).is_ok());
+}
+
+#[test]
+fn no_token_at_all_is_a_warning_not_an_error() {
+    let config = parse_ok("[[session]]\nname = \"kitchen\"\nurl = \"ws://h/\"\ndevice_id = \"d\"\nclient_id = \"c\"\n");
+    assert_eq!(config.sessions[0].credential, None);
+    assert_eq!(
+        config.warnings,
+        vec![
+            "session=kitchen has no token, token_file or ota_url: it connects without an Authorization header, \
+              which only a server with authentication off accepts"
+                .to_owned()
+        ]
+    );
+}
+
+#[test]
+fn byte_sizes() {
+    let config = parse_ok(
+        "[daemon]\nsubscriber_buffer = \"64KiB\"\n[defaults]\nqueue_bytes = 2048\nmax_message = \"2MiB\"\n\
+         outbound_buffer = \"1.5 MiB\"\n[[session]]\nname = \"k\"\nurl = \"ws://h/\"\ntoken = \"t\"\n\
+         device_id = \"d\"\nclient_id = \"c\"\nqueue_bytes = \"4 KiB\"\n",
+    );
+    assert_eq!(config.daemon.subscriber_buffer, 64 << 10);
+    let session = &config.sessions[0];
+    assert_eq!(session.queue.bytes, 4096, "the session's own value wins");
+    assert_eq!(session.limits.max_message, 2 << 20);
+    assert_eq!(session.limits.outbound, 3 << 19);
+    assert_eq!(
+        parse_err("[defaults]\nmax_message = \"lots\"\n"),
+        format!("{FILE}:2:15: max_message: invalid size: expected a number with a unit such as \"64KiB\" or \"1MiB\"")
+    );
+    assert_eq!(
+        parse_err("[defaults]\nqueue_bytes = 10\n"),
+        format!("{FILE}:2:15: queue_bytes: must be between 1.0 KiB and 256.0 MiB")
+    );
+    assert_eq!(
+        parse_err("[defaults]\noutbound_buffer = true\n"),
+        format!("{FILE}:2:19: outbound_buffer: expected a size such as \"64KiB\" or \"1MiB\", found a boolean")
+    );
 }
 
 #[cfg(unix)]

@@ -10,7 +10,7 @@ use std::ops::Range;
 use std::time::Duration;
 
 use toml::{Spanned, Value};
-use wsvisor_actors::settings::{Keep, LivenessSettings, QueueSettings, ReconnectSettings};
+use wsvisor_actors::settings::{BufferLimits, Keep, LivenessSettings, QueueSettings, ReconnectSettings};
 use wsvisor_actors::wire::AudioParams;
 
 use super::position::{ConfigError, Source};
@@ -27,17 +27,25 @@ pub(super) mod builtin {
     pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
     pub const QUEUE_LIMIT: usize = 64;
     pub const QUEUE_TTL: Duration = Duration::from_secs(30);
+    pub const QUEUE_BYTES: usize = 1 << 20;
+    pub const MAX_MESSAGE: usize = wsvisor_actors::settings::DEFAULT_MAX_MESSAGE;
+    pub const OUTBOUND_BUFFER: usize = 1 << 20;
     pub const INITIAL_DELAY: Duration = Duration::from_millis(500);
     pub const MAX_DELAY: Duration = Duration::from_secs(60);
     pub const MULTIPLIER: f64 = 2.0;
     pub const JITTER: f64 = 0.5;
     pub const MAX_ATTEMPTS: u32 = 10;
     pub const STABLE_AFTER: Duration = Duration::from_secs(10);
-    pub const REVIVE_AFTER: Duration = Duration::from_secs(600);
+    pub const REVIVE_AFTER: Duration = Duration::from_secs(60);
 }
 
 /// Most messages a session may hold while not ready.
 pub(super) const MAX_QUEUE_LIMIT: i64 = 100_000;
+
+/// Byte budgets: at least one useful message, at most what one session
+/// may reasonably pin in memory.
+const MIN_BUFFER: u64 = 1024;
+const MAX_BUFFER: u64 = 256 << 20;
 
 /// The overridable keys of one table, checked one by one, absent as `None`.
 #[derive(Clone, Debug, Default)]
@@ -49,7 +57,10 @@ pub(super) struct Layer {
     app_ping_interval: Option<At<Option<Duration>>>,
     keep: Option<At<Keep>>,
     queue_limit: Option<At<usize>>,
+    queue_bytes: Option<At<usize>>,
     queue_ttl: Option<At<Duration>>,
+    max_message: Option<At<usize>>,
+    outbound_buffer: Option<At<usize>>,
     initial_delay: Option<At<Duration>>,
     max_delay: Option<At<Duration>>,
     multiplier: Option<At<f64>>,
@@ -71,6 +82,7 @@ pub(super) struct Tunables {
     pub hello_timeout: Duration,
     pub keep: Keep,
     pub queue: QueueSettings,
+    pub limits: BufferLimits,
     pub reconnect: ReconnectSettings,
     pub audio_params: AudioParams,
 }
@@ -88,6 +100,7 @@ impl Layer {
     pub fn read(src: &Source, raw: &RawDefaults) -> Result<Layer, ConfigError> {
         let positive = |key, v: &Leaf| opt(v, |v| value::positive_duration(src, key, v));
         let optional = |key, v: &Leaf| opt(v, |v| value::optional_duration(src, key, v));
+        let bytes = |key, v: &Leaf| opt(v, |v| value::byte_size(src, key, v, MIN_BUFFER, MAX_BUFFER));
         let count = |key, v: &Leaf, min: u32, max: u32| {
             opt(v, |v| {
                 let n = value::integer(src, key, v, min.into(), max.into())?;
@@ -114,7 +127,10 @@ impl Layer {
                     span: n.span,
                 })
             })?,
+            queue_bytes: bytes("queue_bytes", &raw.queue_bytes)?,
             queue_ttl: positive("queue_ttl", &raw.queue_ttl)?,
+            max_message: bytes("max_message", &raw.max_message)?,
+            outbound_buffer: bytes("outbound_buffer", &raw.outbound_buffer)?,
             initial_delay: positive("initial_delay", &reconnect.initial_delay)?,
             max_delay: positive("max_delay", &reconnect.max_delay)?,
             multiplier: opt(&reconnect.multiplier, |v| {
@@ -157,7 +173,10 @@ impl Layer {
             app_ping_interval: pick(&self.app_ping_interval, &under.app_ping_interval),
             keep: pick(&self.keep, &under.keep),
             queue_limit: pick(&self.queue_limit, &under.queue_limit),
+            queue_bytes: pick(&self.queue_bytes, &under.queue_bytes),
             queue_ttl: pick(&self.queue_ttl, &under.queue_ttl),
+            max_message: pick(&self.max_message, &under.max_message),
+            outbound_buffer: pick(&self.outbound_buffer, &under.outbound_buffer),
             initial_delay: pick(&self.initial_delay, &under.initial_delay),
             max_delay: pick(&self.max_delay, &under.max_delay),
             multiplier: pick(&self.multiplier, &under.multiplier),
@@ -209,7 +228,12 @@ impl Layer {
             keep: or(&self.keep, Keep::Always),
             queue: QueueSettings {
                 limit: or(&self.queue_limit, builtin::QUEUE_LIMIT),
+                bytes: or(&self.queue_bytes, builtin::QUEUE_BYTES),
                 ttl: or(&self.queue_ttl, builtin::QUEUE_TTL),
+            },
+            limits: BufferLimits {
+                max_message: or(&self.max_message, builtin::MAX_MESSAGE),
+                outbound: or(&self.outbound_buffer, builtin::OUTBOUND_BUFFER),
             },
             reconnect: ReconnectSettings {
                 initial_delay,

@@ -129,6 +129,41 @@ pub(super) fn duration(src: &Source, key: &str, v: &Spanned<Value>) -> Result<At
     Ok(at(d, v))
 }
 
+/// A byte size: a string such as `"64KiB"`, `"1MiB"`, `"1.5 MB"`, or a
+/// plain integer of bytes; within `min..=max`.
+pub(super) fn byte_size(
+    src: &Source,
+    key: &str,
+    v: &Spanned<Value>,
+    min: u64,
+    max: u64,
+) -> Result<At<usize>, ConfigError> {
+    let bytes = match v.get_ref() {
+        Value::Integer(n) => u64::try_from(*n).ok(),
+        Value::String(text) => text.trim().parse::<bytesize::ByteSize>().ok().map(|size| size.as_u64()),
+        other => {
+            return Err(src.error(
+                &v.span(),
+                format!(
+                    "{key}: expected a size such as \"64KiB\" or \"1MiB\", found {}",
+                    kind(other)
+                ),
+            ))
+        }
+    };
+    let Some(bytes) = bytes else {
+        return Err(src.error(
+            &v.span(),
+            format!("{key}: invalid size: expected a number with a unit such as \"64KiB\" or \"1MiB\""),
+        ));
+    };
+    if !(min..=max).contains(&bytes) {
+        let (min, max) = (bytesize::ByteSize(min), bytesize::ByteSize(max));
+        return Err(src.error(&v.span(), format!("{key}: must be between {min} and {max}")));
+    }
+    Ok(at(bytes as usize, v))
+}
+
 /// A duration where zero makes no sense.
 pub(super) fn positive_duration(src: &Source, key: &str, v: &Spanned<Value>) -> Result<At<Duration>, ConfigError> {
     let d = duration(src, key, v)?;

@@ -7,11 +7,13 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::UnixStream;
-use tokio::sync::mpsc::Receiver;
-use wsvisor_actors::events::Event;
+
+use wsvisor_actors::events::SharedEvent;
+use wsvisor_actors::subscription::Subscription as EventStream;
 
 use super::dispatch::{self, DaemonHandle, Reply};
 use super::lines::{Line, LineReader};
@@ -35,7 +37,7 @@ impl Access {
 }
 
 struct Subscription {
-    events: Receiver<Event>,
+    events: EventStream,
     audio: bool,
 }
 
@@ -80,7 +82,7 @@ pub async fn serve(stream: UnixStream, daemon: Rc<DaemonHandle>, access: Rc<Acce
                 Some(Line::End) | None => break,
             },
             event = next_event(&mut subscription) => match event {
-                Some((event, audio)) => json::event(&event, audio).to_string(),
+                Some((event, audio)) => event.line(audio, json::event_line).to_owned(),
                 None => break,
             },
         };
@@ -103,7 +105,7 @@ async fn read_within(
     line.ok()
 }
 
-async fn next_event(subscription: &mut Option<Subscription>) -> Option<(Event, bool)> {
+async fn next_event(subscription: &mut Option<Subscription>) -> Option<(Arc<SharedEvent>, bool)> {
     match subscription {
         Some(sub) => sub.events.recv().await.map(|event| (event, sub.audio)),
         None => std::future::pending().await,

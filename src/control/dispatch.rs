@@ -8,21 +8,17 @@ use strum::VariantArray;
 
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
-use tokio::sync::mpsc::Receiver;
-use wsvisor_actors::events::Event;
 use wsvisor_actors::messages::{
     CommandError, ConnectSession, CountStates, DisconnectSession, GetSession, ListSessions, ReconnectSession,
     SendAudio, SendOutcome, SendText, Subscribe,
 };
 use wsvisor_actors::state::SessionState;
+use wsvisor_actors::subscription::{SubscriberLimits, Subscription};
 use wsvisor_actors::Tree;
 
 use super::protocol::{Command, ControlError, ErrorCode};
 use super::{json, metrics};
 use crate::reload::Reloader;
-
-/// Events buffered per subscriber before it counts as lagging.
-pub const SUBSCRIBER_CAPACITY: usize = 1024;
 
 /// What the control server needs from the daemon.
 pub struct DaemonHandle {
@@ -32,6 +28,8 @@ pub struct DaemonHandle {
     pub reloader: Rc<Reloader>,
     /// When the daemon started.
     pub started: Instant,
+    /// What may wait for one subscriber.
+    pub subscriber_limits: SubscriberLimits,
 }
 
 /// A command's outcome.
@@ -41,7 +39,7 @@ pub enum Reply {
     /// `subscribe`: answer `{"subscribed": true}`, then stream these events.
     Subscribed {
         /// The subscription.
-        events: Receiver<Event>,
+        events: Subscription,
         /// Include audio payloads.
         audio: bool,
     },
@@ -98,7 +96,9 @@ pub async fn execute(daemon: &DaemonHandle, command: Command) -> Result<Reply, C
                 .map_err(refused)?;
             json!({"sent": true})
         }
-        Command::Subscribe { sessions, audio } => return subscribe(tree, sessions, audio).await,
+        Command::Subscribe { sessions, audio } => {
+            return subscribe(tree, sessions, audio, daemon.subscriber_limits).await
+        }
         Command::Reload => {
             let summary = daemon
                 .reloader
@@ -169,7 +169,12 @@ async fn send(tree: &Tree, session: String, message: Map<String, Value>) -> Resu
     })
 }
 
-async fn subscribe(tree: &Tree, sessions: Option<Vec<String>>, audio: bool) -> Result<Reply, ControlError> {
+async fn subscribe(
+    tree: &Tree,
+    sessions: Option<Vec<String>>,
+    audio: bool,
+    limits: SubscriberLimits,
+) -> Result<Reply, ControlError> {
     if let Some(names) = &sessions {
         let known = tree.monitor.send(ListSessions).await.map_err(unavailable)?;
         if let Some(unknown) = names.iter().find(|n| !known.iter().any(|s| &s.name == *n)) {
@@ -179,10 +184,7 @@ async fn subscribe(tree: &Tree, sessions: Option<Vec<String>>, audio: bool) -> R
     let sessions = sessions.map(|names| names.into_iter().collect::<HashSet<_>>());
     let events = tree
         .monitor
-        .send(Subscribe {
-            sessions,
-            capacity: SUBSCRIBER_CAPACITY,
-        })
+        .send(Subscribe { sessions, limits })
         .await
         .map_err(unavailable)?;
     Ok(Reply::Subscribed { events, audio })
@@ -193,20 +195,13 @@ fn not_found(name: &str) -> ControlError {
 }
 
 fn refused(err: CommandError) -> ControlError {
-    match err {
-        CommandError::NotFound(name) => not_found(&name),
-        CommandError::NotReady(name) => ControlError::new(
-            ErrorCode::NotReady,
-            format!("session '{name}' is not ready; audio is never queued"),
-        ),
-        CommandError::QueueFull(name) => ControlError::new(
-            ErrorCode::QueueFull,
-            format!("session '{name}' holds queue_limit messages already"),
-        ),
-        CommandError::AlreadyExists(name) => {
-            ControlError::new(ErrorCode::Internal, format!("session '{name}' exists already"))
-        }
-    }
+    let code = match &err {
+        CommandError::NotFound(_) => ErrorCode::NotFound,
+        CommandError::NotReady { .. } | CommandError::Stopped(_) => ErrorCode::NotReady,
+        CommandError::QueueFull { .. } | CommandError::Stalled { .. } => ErrorCode::QueueFull,
+        CommandError::AlreadyExists(_) => ErrorCode::Internal,
+    };
+    ControlError::new(code, err.to_string())
 }
 
 fn unavailable(err: actix::MailboxError) -> ControlError {

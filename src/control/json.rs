@@ -78,8 +78,22 @@ fn counters(c: &SessionCounters) -> Value {
     })
 }
 
-/// One subscriber event; audio payloads only when asked for.
-pub fn event(event: &Event, with_audio: bool) -> Value {
+/// One subscriber event as a line (without its newline); audio payloads
+/// only when asked for. A server message is embedded as the compact JSON
+/// text it already is, never parsed into a tree.
+pub fn event_line(shared: &Event, with_audio: bool) -> String {
+    match shared {
+        Event::Message { session, message } => {
+            format!(
+                r#"{{"event":"message","session":{},"message":{message}}}"#,
+                json!(session)
+            )
+        }
+        other => event(other, with_audio).to_string(),
+    }
+}
+
+fn event(event: &Event, with_audio: bool) -> Value {
     match event {
         Event::State(u) => {
             let mut value = json!({
@@ -103,7 +117,9 @@ pub fn event(event: &Event, with_audio: bool) -> Value {
             }
             value
         }
-        Event::Message { session, message } => json!({"event": "message", "session": session, "message": message}),
+        Event::Message { session, message } => {
+            json!({"event": "message", "session": session, "message": serde_json::from_str::<Value>(message).ok()})
+        }
         Event::Audio { session, data } => {
             let mut value = json!({"event": "audio", "session": session, "bytes": data.len()});
             if with_audio {

@@ -15,6 +15,7 @@ use wsvisor_actors::events::Event;
 use wsvisor_actors::messages::{AddSession, Subscribe};
 use wsvisor_actors::start_tree;
 use wsvisor_actors::state::SessionState;
+use wsvisor_actors::subscription::{SubscriberLimits, Subscription};
 use wsvisor_loopback::{Fault, Server, ServerOptions};
 
 use super::protocol::MAX_LINE_BYTES;
@@ -60,18 +61,19 @@ async fn harness(tag: &str) -> Harness {
     let path = dir.join("config.toml");
     std::fs::write(&path, text).unwrap();
     let config = config::load(&path).unwrap();
-    let tree = start_tree();
+    let tree = start_tree(Default::default());
     let daemon = Rc::new(DaemonHandle {
         tree: tree.clone(),
         reloader: Rc::new(Reloader::new(tree.clone(), config.clone())),
         started: Instant::now(),
+        subscriber_limits: SubscriberLimits::default(),
     });
     let file = start(&config.daemon, daemon, options()).await.unwrap();
     let mut events = tree
         .monitor
         .send(Subscribe {
             sessions: None,
-            capacity: 1000,
+            limits: SubscriberLimits::default(),
         })
         .await
         .unwrap();
@@ -89,11 +91,12 @@ async fn harness(tag: &str) -> Harness {
     }
 }
 
-async fn wait_ready(events: &mut tokio::sync::mpsc::Receiver<Event>) {
+async fn wait_ready(events: &mut Subscription) {
     let deadline = Instant::now() + LIMIT;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(left, events.recv()).await {
+        let next = tokio::time::timeout(left, events.recv()).await;
+        match next.as_ref().map(|e| e.as_ref().map(|e| &e.event)) {
             Ok(Some(Event::State(u))) if u.state == SessionState::Ready => return,
             Ok(Some(_)) => {}
             other => panic!("session not ready: {other:?}"),

@@ -9,14 +9,14 @@ pub mod tls;
 
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc::Receiver;
 use wsvisor_actors::events::Event;
 use wsvisor_actors::loss::LossReport;
 use wsvisor_actors::messages::Subscribe;
 use wsvisor_actors::settings::{
-    Credential, Keep, LivenessSettings, QueueSettings, ReconnectSettings, SessionSettings, TlsSettings,
+    BufferLimits, Credential, Keep, LivenessSettings, QueueSettings, ReconnectSettings, SessionSettings, TlsSettings,
 };
 use wsvisor_actors::state::{SessionState, StateUpdate};
+use wsvisor_actors::subscription::{SubscriberLimits, Subscription};
 use wsvisor_actors::wire::AudioParams;
 use wsvisor_actors::Tree;
 
@@ -48,8 +48,10 @@ pub fn settings(name: &str, url: &str) -> SessionSettings {
         keep: Keep::Always,
         queue: QueueSettings {
             limit: 64,
+            bytes: 1 << 20,
             ttl: Duration::from_secs(30),
         },
+        limits: BufferLimits::default(),
         reconnect: ReconnectSettings {
             initial_delay: Duration::from_millis(20),
             max_delay: Duration::from_millis(200),
@@ -64,7 +66,7 @@ pub fn settings(name: &str, url: &str) -> SessionSettings {
 
 /// State events of one session, as they arrive.
 pub struct Watcher {
-    rx: Receiver<Event>,
+    rx: Subscription,
     seen: Vec<StateUpdate>,
 }
 
@@ -77,7 +79,11 @@ impl Watcher {
             .monitor
             .send(Subscribe {
                 sessions: None,
-                capacity: 100_000,
+                limits: SubscriberLimits {
+                    events: 100_000,
+                    bytes: 1 << 30,
+                    lag_limit: Duration::from_secs(3600),
+                },
             })
             .await
             .unwrap();
@@ -89,8 +95,10 @@ impl Watcher {
         let deadline = Instant::now() + limit;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match actix_rt::time::timeout(left, self.rx.recv()).await {
+            let next = actix_rt::time::timeout(left, self.rx.recv()).await;
+            match next.as_ref().map(|e| e.as_ref().map(|e| &e.event)) {
                 Ok(Some(Event::State(update))) => {
+                    let update = update.clone();
                     let at = Instant::now();
                     self.seen.push(update.clone());
                     if pred(&update) {
@@ -118,7 +126,8 @@ impl Watcher {
 
     /// Any event (state or not) within `limit`, else None.
     pub async fn next_event(&mut self, limit: Duration) -> Option<Event> {
-        actix_rt::time::timeout(limit, self.rx.recv()).await.ok().flatten()
+        let shared = actix_rt::time::timeout(limit, self.rx.recv()).await.ok().flatten()?;
+        Some(shared.event.clone())
     }
 
     /// Assert that no state event arrives within `quiet`.
@@ -126,10 +135,13 @@ impl Watcher {
         let deadline = Instant::now() + quiet;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match actix_rt::time::timeout(left, self.rx.recv()).await {
+            let next = actix_rt::time::timeout(left, self.rx.recv()).await;
+            match next.as_ref().map(|e| e.as_ref().map(|e| &e.event)) {
                 Ok(Some(Event::State(update))) => panic!("unexpected state change: {update:#?}"),
                 Ok(Some(_)) => {}
-                Ok(None) | Err(_) => return,
+                // A closed channel proves nothing about the session.
+                Ok(None) => panic!("monitor went away while checking for quiet"),
+                Err(_) => return,
             }
         }
     }
@@ -151,5 +163,7 @@ impl Watcher {
 
 /// Open file descriptors of this process.
 pub fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").map(|dir| dir.count()).unwrap_or(0)
+    std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd must be readable for this test")
+        .count()
 }

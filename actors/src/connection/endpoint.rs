@@ -1,9 +1,13 @@
 //! Where and how one attempt connects: the configured URL and token, or
 //! what the OTA endpoint told us (asked again when the plan says so), the
-//! explicit configuration winning over discovery.
+//! explicit configuration winning over discovery, except for a configured
+//! token the server has refused once an OTA token is at hand. No token at
+//! all is fine: the firmware then sends no `Authorization` header, and a
+//! server with authentication off (xiaozhi-esp32-server's default) takes it.
 
 use std::sync::Arc;
 
+use crate::logsafe;
 use crate::loss::{Cause, LossReport};
 use crate::ota::{self, Discovered, OtaError};
 use crate::settings::{Credential, SessionSettings};
@@ -12,8 +16,8 @@ use crate::settings::{Credential, SessionSettings};
 pub struct Endpoint {
     /// `ws://` or `wss://`.
     pub url: String,
-    /// Sent as `Authorization: Bearer`.
-    pub token: String,
+    /// Sent as `Authorization: Bearer`; `None`: no such header.
+    pub token: Option<String>,
 }
 
 /// What the Supervisor hands an attempt about discovery.
@@ -23,6 +27,8 @@ pub struct ConnectPlan {
     pub known: Option<Discovered>,
     /// Ask the OTA endpoint again even if something is known.
     pub refresh: bool,
+    /// The server refused the configured token: use the OTA one if there is one.
+    pub prefer_discovered_token: bool,
 }
 
 /// The endpoint of this attempt, and a fresh discovery if one was made.
@@ -48,7 +54,11 @@ pub async fn resolve(
                 // A known answer is still good while the endpoint is down, and
                 // explicit settings need none.
                 Err(OtaError::Failed(why)) if plan.known.is_some() || explicit(settings) => {
-                    log::warn!("session={} {why}; connecting with what is known", settings.name);
+                    log::warn!(
+                        "session={} {}; connecting with what is known",
+                        settings.name,
+                        logsafe::quoted(&why)
+                    );
                     plan.known
                 }
                 Err(OtaError::Failed(why)) => return Err(LossReport::new(Cause::ConnectFailed, why)),
@@ -66,17 +76,11 @@ pub async fn resolve(
             "the OTA endpoint named no websocket.url",
         ));
     };
-    let token = match &settings.credential {
-        Some(credential) => read_token(credential)?,
-        None => match known.and_then(|k| k.token) {
-            Some(token) => token,
-            None => {
-                return Err(LossReport::new(
-                    Cause::AuthFailed,
-                    "no token: none configured, none from OTA",
-                ))
-            }
-        },
+    let discovered_token = known.and_then(|k| k.token);
+    let token = match (&settings.credential, discovered_token) {
+        (Some(_), Some(token)) if plan.prefer_discovered_token => Some(token),
+        (Some(credential), _) => Some(read_token(credential)?),
+        (None, token) => token,
     };
     Ok((Endpoint { url, token }, fresh))
 }
@@ -87,5 +91,7 @@ fn explicit(settings: &SessionSettings) -> bool {
 }
 
 fn read_token(credential: &Credential) -> Result<String, LossReport> {
-    credential.read().map_err(|why| LossReport::new(Cause::AuthFailed, why))
+    credential
+        .read()
+        .map_err(|why| LossReport::new(Cause::CredentialsUnavailable, why.to_string()))
 }

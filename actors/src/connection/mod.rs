@@ -3,52 +3,65 @@
 //! actor stops; it never reconnects, sleeps or polls. Its `Drop` sends the
 //! single `ConnectionEnded`, so the socket and every timer are gone before
 //! the Supervisor hears of it, and a panic is reported like any loss.
+//!
+//! Every buffer the server can fill is bounded in bytes: frames are checked
+//! from their header (`codec`), messages while they are reassembled
+//! (`frames`), and what we write against the outbound budget (`outbox`).
 
+mod codec;
 mod endpoint;
 mod frames;
-mod sink;
+mod noise;
+mod outbox;
 mod upgrade;
 
 use std::io;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use actix::io::{SinkWrite, WriteHandler};
 use actix::prelude::*;
 use awc::error::WsProtocolError;
 use awc::ws::{CloseReason, Frame, Message};
 use bytes::Bytes;
-use serde_json::{Map, Value};
-use tokio::io::{AsyncReadExt, WriteHalf};
-use tokio_util::codec::{FramedRead, FramedWrite};
+use log::Level;
+use tokio::io::AsyncReadExt;
+use tokio::time::Instant;
+use tokio_util::codec::FramedRead;
 
+pub use self::codec::{announced_length, GuardedCodec};
 pub use self::endpoint::ConnectPlan;
 pub use self::frames::{
     close_code_for, close_reason, is_sendable_close_code, reply_to, FrameAssembler, FrameError, Inbound, Reply, Step,
 };
-use self::sink::FlushThenClose;
-pub use self::upgrade::{upgrade, WsFramed, MAX_MESSAGE_BYTES};
+pub use self::noise::{Noise, NoiseLimits};
+pub use self::outbox::{Outbox, WriteRefused};
+pub use self::upgrade::{upgrade, WsFramed};
 use crate::census::{self, Census};
 use crate::heartbeat::{Heartbeat, HeartbeatPeer};
+use crate::logsafe;
 use crate::loss::{Cause, LossReport, CODE_ABNORMAL};
 use crate::messages::{
     CloseConnection, ConnectionEnded, ConnectionPhase, FrameArrived, HeartbeatEnded, PeerDead, Phase, Probe,
     PublishAudio, PublishMessage, RecordRtt, SendPing, StopHeartbeat, WriteBinary, WriteText,
 };
 use crate::settings::SessionSettings;
+pub use crate::settings::DEFAULT_MAX_MESSAGE as MAX_MESSAGE_BYTES;
 use crate::traffic::TrafficCounters;
-use crate::wire::{self, ServerText};
+use crate::wire::{self, OutboundText, ServerText};
 
 /// How long a Close frame may take to flush before the socket is dropped
 /// anyway; on a dead peer the flush would otherwise wait for TCP to give up.
 const CLOSE_FLUSH_GRACE: Duration = Duration::from_millis(500);
 
-type WsSink = FlushThenClose<FramedWrite<WriteHalf<awc::BoxedSocket>, awc::ws::Codec>>;
-
-/// First read buffer of a connection; it grows only for larger frames. The
-/// upgraded `Framed` keeps two 8 KiB buffers for ever, 16 of the ~20 KiB an
-/// idle session cost, so the socket is re-framed with small ones.
+/// First read buffer of a connection; it grows only for larger frames and
+/// shrinks back after them. The upgraded `Framed` keeps two 8 KiB buffers
+/// for ever, 16 of the ~20 KiB an idle session cost, so the socket is
+/// re-framed with small ones.
 const READ_BUFFER_START: usize = 256;
+
+/// A server's session id longer than this is a protocol error: it is
+/// echoed in every message we send and shown to operators.
+const MAX_SESSION_ID: usize = 256;
 
 /// Where the Connection reports to.
 #[derive(Clone)]
@@ -65,13 +78,48 @@ pub struct ConnectionLinks {
     pub rtt: Recipient<RecordRtt>,
 }
 
-#[derive(Debug, PartialEq)]
+/// What a session lends each of its connections for their whole life.
+#[derive(Clone, Default)]
+pub struct SessionShared {
+    /// Frames, bytes, pings.
+    pub traffic: Arc<TrafficCounters>,
+    /// Rate limits of the lines a server can trigger per frame.
+    pub noise: Arc<NoiseLimits>,
+}
+
+/// Where the connection is, and what only that stage has.
 enum Stage {
+    /// Resolving the endpoint and upgrading.
     Connecting,
-    Handshaking,
-    Ready,
-    /// A Close frame is flushing; nothing more is read or written.
-    Closing,
+    /// Upgraded, our hello sent; the server's is due before the timer fires.
+    Handshaking { hello_timer: SpawnHandle },
+    /// The server hello arrived; messages flow.
+    Ready { since: Instant, session_id: Option<String> },
+    /// A Close frame is being written; nothing more is read or written.
+    Closing { ready_since: Option<Instant> },
+}
+
+impl Stage {
+    fn ready_since(&self) -> Option<Instant> {
+        match self {
+            Stage::Ready { since, .. } => Some(*since),
+            Stage::Closing { ready_since } => *ready_since,
+            Stage::Connecting | Stage::Handshaking { .. } => None,
+        }
+    }
+}
+
+/// The socket once upgraded: our writing end and the heartbeat timing it.
+struct Link {
+    outbox: Outbox,
+    heartbeat: Addr<Heartbeat>,
+}
+
+/// Our Ping in flight, to measure its round trip.
+#[derive(Default)]
+struct PingClock {
+    sequence: u64,
+    in_flight: Option<(u64, Instant)>,
 }
 
 /// One WebSocket of one session.
@@ -81,19 +129,14 @@ pub struct Connection {
     client: Result<awc::Client, String>,
     plan: ConnectPlan,
     links: ConnectionLinks,
-    traffic: Arc<TrafficCounters>,
+    shared: SessionShared,
     started_at: Instant,
     stage: Stage,
-    sink: Option<SinkWrite<Message, WsSink>>,
-    heartbeat: Option<Addr<Heartbeat>>,
+    link: Option<Link>,
     assembler: FrameAssembler,
     report: Option<LossReport>,
-    ready_since: Option<Instant>,
-    url: String,
-    session_id: Option<String>,
-    hello_timer: Option<SpawnHandle>,
-    ping_sequence: u64,
-    ping_in_flight: Option<(u64, Instant)>,
+    url: Option<String>,
+    ping: PingClock,
     _census: Census,
 }
 
@@ -106,27 +149,22 @@ impl Connection {
         client: Result<awc::Client, String>,
         plan: ConnectPlan,
         links: ConnectionLinks,
-        traffic: Arc<TrafficCounters>,
+        shared: SessionShared,
     ) -> Self {
         Connection {
+            assembler: FrameAssembler::new(settings.limits.max_message),
             settings,
             generation,
             client,
             plan,
             links,
-            traffic,
+            shared,
             started_at: Instant::now(),
             stage: Stage::Connecting,
-            sink: None,
-            heartbeat: None,
-            assembler: FrameAssembler::new(MAX_MESSAGE_BYTES),
+            link: None,
             report: None,
-            ready_since: None,
-            url: String::new(),
-            session_id: None,
-            hello_timer: None,
-            ping_sequence: 0,
-            ping_in_flight: None,
+            url: None,
+            ping: PingClock::default(),
             _census: Census::enter(&census::CONNECTIONS),
         }
     }
@@ -143,6 +181,10 @@ impl Connection {
         });
     }
 
+    fn noise(&self, kind: Noise, level: Level, line: std::fmt::Arguments<'_>) {
+        self.shared.noise.log(self.name(), kind, level, line);
+    }
+
     /// The first loss wins; the actor stops and `Drop` reports it.
     fn end(&mut self, report: LossReport, ctx: &mut Context<Self>) {
         if self.report.is_none() {
@@ -151,19 +193,47 @@ impl Connection {
         ctx.stop();
     }
 
-    /// End with a Close frame of our own, flushed before the socket drops.
+    /// End with a Close frame of our own, written before the socket drops.
     fn close_and_end(&mut self, report: LossReport, close: CloseReason, ctx: &mut Context<Self>) {
         if self.report.is_none() {
             self.report = Some(report);
         }
-        let Some(sink) = self.sink.as_mut().filter(|_| self.stage != Stage::Closing) else {
+        if matches!(self.stage, Stage::Closing { .. }) {
+            return;
+        }
+        let ready_since = self.stage.ready_since();
+        self.enter(Stage::Closing { ready_since }, ctx);
+        let Some(link) = &mut self.link else {
             return ctx.stop();
         };
-        self.stage = Stage::Closing;
-        let _ = sink.write(Message::Close(Some(close)));
-        sink.close();
-        // WriteHandler::finished stops us once the Close is flushed.
+        // A Close that does not fit the budget is not worth waiting for.
+        if link.outbox.write(Message::Close(Some(close))).is_err() {
+            return ctx.stop();
+        }
+        link.outbox.close();
+        // The writer ending stops us once the Close is out.
         ctx.run_later(CLOSE_FLUSH_GRACE, |_, ctx| ctx.stop());
+    }
+
+    /// Move to `next`, dropping what only the stage left behind had.
+    fn enter(&mut self, next: Stage, ctx: &mut Context<Self>) {
+        if let Stage::Handshaking { hello_timer } = std::mem::replace(&mut self.stage, next) {
+            ctx.cancel_future(hello_timer);
+        }
+    }
+
+    /// Queue a frame the protocol obliges us to send (Pong, Ping, our
+    /// hello): one that does not fit means the server stopped reading.
+    fn write_or_stall(&mut self, message: Message, ctx: &mut Context<Self>) {
+        let Some(link) = &mut self.link else { return };
+        let len = frame_payload_len(&message);
+        match link.outbox.write(message) {
+            Ok(()) => self.shared.traffic.frame_out(len),
+            Err(WriteRefused::Closed) => {}
+            Err(full @ WriteRefused::Full { .. }) => {
+                self.end(LossReport::new(Cause::WriteStalled, full.to_string()), ctx);
+            }
+        }
     }
 
     fn on_upgraded(&mut self, framed: WsFramed, ctx: &mut Context<Self>) {
@@ -172,11 +242,19 @@ impl Connection {
         // Bytes awc read past the 101 (the server hello may be among them)
         // come first; copied, since a slice would keep awc's 8 KiB alive.
         let leftover = std::io::Cursor::new(parts.read_buf.to_vec());
-        let stream = FramedRead::with_capacity(leftover.chain(read_half), parts.codec.clone(), READ_BUFFER_START);
-        let mut sink = FramedWrite::new(write_half, parts.codec);
-        *sink.write_buffer_mut() = bytes::BytesMut::new();
-        self.sink = Some(SinkWrite::new(FlushThenClose(sink), ctx));
-        ctx.add_stream(stream);
+        let limits = self.settings.limits;
+        let decoder = GuardedCodec::new(parts.codec.clone(), limits.max_message, READ_BUFFER_START);
+        ctx.add_stream(FramedRead::with_capacity(
+            leftover.chain(read_half),
+            decoder,
+            READ_BUFFER_START,
+        ));
+        let (outbox, writer) = Outbox::new(parts.codec, limits.outbound, write_half);
+        ctx.spawn(writer.into_actor(self).map(|written, act, ctx| match written {
+            // Only a close ends the writer well; the report is set by then.
+            Ok(()) => ctx.stop(),
+            Err(err) => act.end(io_loss(&err), ctx),
+        }));
         let me = ctx.address();
         let peer = HeartbeatPeer {
             ping: me.clone().recipient(),
@@ -184,25 +262,20 @@ impl Connection {
             ended: me.recipient(),
         };
         let liveness = self.settings.liveness;
-        self.heartbeat = Some(Heartbeat::new(peer, liveness.ping_interval, liveness.ping_timeout).start());
-        self.stage = Stage::Handshaking;
-        self.write_text(wire::client_hello(&self.settings.audio_params));
+        let heartbeat = Heartbeat::new(peer, liveness.ping_interval, liveness.ping_timeout).start();
+        self.link = Some(Link { outbox, heartbeat });
         let hello_timeout = self.settings.hello_timeout;
-        self.hello_timer = Some(ctx.run_later(hello_timeout, move |act, ctx| {
+        let hello_timer = ctx.run_later(hello_timeout, move |act, ctx| {
             let report = LossReport::new(
                 Cause::HelloTimeout,
                 format!("no server hello within {}ms", hello_timeout.as_millis()),
             );
             act.close_and_end(report, close_reason(1000, "hello timeout"), ctx);
-        }));
+        });
+        self.enter(Stage::Handshaking { hello_timer }, ctx);
+        let hello = wire::client_hello(&self.settings.audio_params);
+        self.write_or_stall(Message::Text(hello.into()), ctx);
         self.report_phase(Phase::Handshaking);
-    }
-
-    fn write_text(&mut self, text: String) {
-        if let Some(sink) = &mut self.sink {
-            self.traffic.frame_out(text.len());
-            let _ = sink.write(Message::Text(text.into()));
-        }
     }
 
     /// A whole message or control frame, with the reply `frames` decided on.
@@ -212,13 +285,13 @@ impl Connection {
                 self.close_and_end(LossReport::server_close(code, reason), echo, ctx);
             }
             (inbound, reply) => {
-                if let (Some(Reply::Pong(payload)), Some(sink)) = (reply, &mut self.sink) {
-                    let _ = sink.write(Message::Pong(payload));
+                if let Some(Reply::Pong(payload)) = reply {
+                    self.write_or_stall(Message::Pong(payload), ctx);
                 }
                 match inbound {
                     Inbound::Text(text) => self.on_text(text, ctx),
                     Inbound::Binary(data) => self.on_binary(data),
-                    Inbound::Pong(payload) => self.on_pong(&payload, ctx),
+                    Inbound::Pong(payload) => self.on_pong(&payload),
                     Inbound::Ping(_) | Inbound::Close(..) => {}
                 }
             }
@@ -231,87 +304,116 @@ impl Connection {
                 let report = LossReport::new(Cause::AuthFailed, text);
                 self.close_and_end(report, close_reason(1000, ""), ctx);
             }
-            ServerText::Hello(hello) if self.stage == Stage::Handshaking => match hello.transport.as_deref() {
-                Some("websocket") => self.on_server_hello(hello.session_id, ctx),
-                other => {
-                    let reason = format!("server hello names transport {other:?}, expected \"websocket\"");
-                    self.close_and_end(
-                        LossReport::new(Cause::ProtocolError, reason).with_code(1002),
-                        close_reason(1002, ""),
-                        ctx,
-                    );
-                }
-            },
-            ServerText::Hello(_) => log::info!("session={} ignored a second server hello", self.name()),
-            ServerText::Message(message) if self.stage == Stage::Ready => {
-                if !wire::is_known_type(&message) {
-                    log::info!(
-                        "session={} received a message of unknown type {}",
-                        self.name(),
-                        wire::type_of(&message)
+            ServerText::Hello(hello) if matches!(self.stage, Stage::Handshaking { .. }) => {
+                self.on_server_hello(hello, ctx)
+            }
+            ServerText::Hello(_) => self.noise(
+                Noise::SecondHello,
+                Level::Info,
+                format_args!("ignored a second server hello"),
+            ),
+            ServerText::Message(message) if matches!(self.stage, Stage::Ready { .. }) => {
+                if !message.is_known_type() {
+                    self.noise(
+                        Noise::UnknownType,
+                        Level::Info,
+                        format_args!(
+                            "received a message of unknown type {}",
+                            logsafe::value(message.kind_or_none())
+                        ),
                     );
                 }
                 self.links.messages.do_send(PublishMessage {
                     session: self.settings.name.clone(),
-                    message,
+                    message: message.json,
                 });
             }
-            ServerText::Message(message) => {
-                log::info!(
-                    "session={} ignored a message before the server hello: {message}",
-                    self.name()
-                )
-            }
-            ServerText::Malformed(error) => {
-                log::warn!(
-                    "session={} ignored a malformed message error={error:?} len={}",
-                    self.name(),
+            ServerText::Message(message) => self.noise(
+                Noise::BeforeHello,
+                Level::Info,
+                format_args!(
+                    "ignored a message before the server hello type={} len={}",
+                    logsafe::value(message.kind_or_none()),
                     text.len()
-                )
-            }
+                ),
+            ),
+            ServerText::Malformed(error) => self.noise(
+                Noise::Malformed,
+                Level::Warn,
+                format_args!(
+                    "ignored a malformed message error={} len={}",
+                    logsafe::quoted(&error),
+                    text.len()
+                ),
+            ),
         }
     }
 
-    fn on_server_hello(&mut self, session_id: Option<String>, ctx: &mut Context<Self>) {
-        if let Some(timer) = self.hello_timer.take() {
-            ctx.cancel_future(timer);
+    fn on_server_hello(&mut self, hello: wire::ServerHello, ctx: &mut Context<Self>) {
+        let refusal = match (hello.transport.as_deref(), &hello.session_id) {
+            (Some("websocket"), Some(id)) if id.len() > MAX_SESSION_ID => {
+                Some(format!("server hello has a session_id of {} bytes", id.len()))
+            }
+            (Some("websocket"), _) => None,
+            (other, _) => Some(format!(
+                "server hello names transport {}, expected \"websocket\"",
+                logsafe::quoted(other.unwrap_or("(none)")).capped(logsafe::ID_CAP)
+            )),
+        };
+        if let Some(reason) = refusal {
+            let report = LossReport::new(Cause::ProtocolError, reason).with_code(1002);
+            return self.close_and_end(report, close_reason(1002, ""), ctx);
         }
-        self.stage = Stage::Ready;
-        self.ready_since = Some(Instant::now());
-        self.session_id = session_id.clone();
+        let session_id = hello.session_id;
+        self.enter(
+            Stage::Ready {
+                since: Instant::now(),
+                session_id: session_id.clone(),
+            },
+            ctx,
+        );
+        log::debug!(
+            "session={} server hello session_id={}",
+            self.name(),
+            logsafe::value(session_id.as_deref().unwrap_or("-"))
+        );
         if let Some(every) = self.settings.liveness.app_ping_interval {
-            ctx.run_interval(every, |act, _| act.write_message(wire::app_ping()));
+            let ping = OutboundText::from_object(&wire::app_ping());
+            let session_id = self.stage_session_id().map(str::to_owned);
+            ctx.run_interval(every, move |act, ctx| {
+                let text = ping.stamped(session_id.as_deref());
+                act.write_or_stall(Message::Text(text.into()), ctx);
+            });
         }
-        let url = self.url.clone();
         self.report_phase(Phase::Ready {
-            url,
+            url: self.url.clone().unwrap_or_default(),
             session_id,
             took: self.started_at.elapsed(),
         });
     }
 
     fn on_binary(&mut self, data: Bytes) {
-        if self.stage == Stage::Ready {
+        if matches!(self.stage, Stage::Ready { .. }) {
             self.links.audio.do_send(PublishAudio {
                 session: self.settings.name.clone(),
                 data,
             });
         } else {
-            log::info!(
-                "session={} ignored a binary frame before the server hello bytes={}",
-                self.name(),
-                data.len()
+            self.noise(
+                Noise::BinaryBeforeHello,
+                Level::Info,
+                format_args!("ignored a binary frame before the server hello bytes={}", data.len()),
             );
         }
     }
 
-    fn on_pong(&mut self, payload: &[u8], _ctx: &mut Context<Self>) {
-        let Some((sequence, sent_at)) = self.ping_in_flight else {
+    fn on_pong(&mut self, payload: &[u8]) {
+        let Some((sequence, sent_at)) = self.ping.in_flight else {
             return;
         };
         if payload == sequence.to_be_bytes() {
-            self.ping_in_flight = None;
-            self.traffic.pong();
+            self.ping.in_flight = None;
+            self.shared.traffic.pong();
             self.links.rtt.do_send(RecordRtt {
                 session: self.settings.name.clone(),
                 rtt: sent_at.elapsed(),
@@ -319,12 +421,11 @@ impl Connection {
         }
     }
 
-    /// Write a JSON object, filling in the current `session_id` when absent.
-    fn write_message(&mut self, mut message: Map<String, Value>) {
-        if let Some(id) = &self.session_id {
-            message.entry("session_id").or_insert_with(|| Value::String(id.clone()));
+    fn stage_session_id(&self) -> Option<&str> {
+        match &self.stage {
+            Stage::Ready { session_id, .. } => session_id.as_deref(),
+            _ => None,
         }
-        self.write_text(Value::Object(message).to_string());
     }
 }
 
@@ -341,23 +442,20 @@ impl Actor for Connection {
         let attempt = async move {
             let (endpoint, discovered) = match endpoint::resolve(&client, &settings, plan).await {
                 Ok(resolved) => resolved,
-                Err(report) => return (None, Err(report)),
+                Err(report) => return (None, None, Err(report)),
             };
-            let upgraded = upgrade(client, settings, &endpoint)
-                .await
-                .map(|framed| (framed, endpoint.url));
-            (discovered, upgraded)
+            let url = endpoint.url.clone();
+            let upgraded = upgrade(client, settings, &endpoint).await;
+            (discovered, Some(url), upgraded)
         };
-        ctx.spawn(attempt.into_actor(self).map(|(discovered, upgraded), act, ctx| {
+        ctx.spawn(attempt.into_actor(self).map(|(discovered, url, upgraded), act, ctx| {
             // Worth keeping even when the upgrade then failed.
             if let Some(found) = discovered {
                 act.report_phase(Phase::Discovered(found));
             }
+            act.url = url;
             match upgraded {
-                Ok((framed, url)) => {
-                    act.url = url;
-                    act.on_upgraded(framed, ctx);
-                }
+                Ok(framed) => act.on_upgraded(framed, ctx),
                 Err(report) => act.end(report, ctx),
             }
         }));
@@ -366,8 +464,8 @@ impl Actor for Connection {
 
 impl Drop for Connection {
     fn drop(&mut self) {
-        if let Some(heartbeat) = self.heartbeat.take() {
-            heartbeat.do_send(StopHeartbeat);
+        if let Some(link) = self.link.take() {
+            link.heartbeat.do_send(StopHeartbeat);
         }
         let report = self
             .report
@@ -377,21 +475,22 @@ impl Drop for Connection {
             session: self.settings.name.clone(),
             generation: self.generation,
             report,
-            ready_for: self.ready_since.map(|since| since.elapsed()),
+            ready_for: self.stage.ready_since().map(|since| since.elapsed()),
+            url: self.url.take(),
         });
     }
 }
 
 impl StreamHandler<Result<Frame, WsProtocolError>> for Connection {
     fn handle(&mut self, item: Result<Frame, WsProtocolError>, ctx: &mut Context<Self>) {
-        if self.stage == Stage::Closing {
+        if matches!(self.stage, Stage::Closing { .. }) {
             return;
         }
-        if let Some(heartbeat) = &self.heartbeat {
-            heartbeat.do_send(FrameArrived);
+        if let Some(link) = &self.link {
+            link.heartbeat.do_send(FrameArrived);
         }
         if let Ok(frame) = &item {
-            self.traffic.frame_in(frame_len(frame));
+            self.shared.traffic.frame_in(frame_len(frame));
         }
         // The same decision the Autobahn conformance client runs on.
         match self.assembler.step(item) {
@@ -411,37 +510,18 @@ impl StreamHandler<Result<Frame, WsProtocolError>> for Connection {
     }
 }
 
-impl WriteHandler<WsProtocolError> for Connection {
-    // SinkWrite holds its RefCell while calling these: never touch `self.sink` here.
-    fn error(&mut self, err: WsProtocolError, ctx: &mut Context<Self>) -> Running {
-        let report = match &err {
-            WsProtocolError::Io(io_err) => io_loss(io_err),
-            other => LossReport::new(Cause::ProtocolError, other.to_string()),
-        };
-        if self.report.is_none() {
-            self.report = Some(report);
-        }
-        ctx.stop();
-        Running::Stop
-    }
-
-    fn finished(&mut self, ctx: &mut Context<Self>) {
-        let report = LossReport::new(Cause::Abnormal, "write side closed").with_code(CODE_ABNORMAL);
-        self.end(report, ctx);
-    }
-}
-
 impl Handler<SendPing> for Connection {
     type Result = ();
 
-    fn handle(&mut self, _: SendPing, _: &mut Context<Self>) {
-        let Some(sink) = self.sink.as_mut().filter(|_| self.stage != Stage::Closing) else {
+    fn handle(&mut self, _: SendPing, ctx: &mut Context<Self>) {
+        if matches!(self.stage, Stage::Closing { .. }) {
             return;
-        };
-        self.ping_sequence += 1;
-        self.ping_in_flight = Some((self.ping_sequence, Instant::now()));
-        let _ = sink.write(Message::Ping(Bytes::copy_from_slice(&self.ping_sequence.to_be_bytes())));
-        self.traffic.ping_sent();
+        }
+        self.ping.sequence += 1;
+        self.ping.in_flight = Some((self.ping.sequence, Instant::now()));
+        let payload = Bytes::copy_from_slice(&self.ping.sequence.to_be_bytes());
+        self.write_or_stall(Message::Ping(payload), ctx);
+        self.shared.traffic.ping_sent();
     }
 }
 
@@ -464,7 +544,6 @@ impl Handler<HeartbeatEnded> for Connection {
     type Result = ();
 
     fn handle(&mut self, _: HeartbeatEnded, ctx: &mut Context<Self>) {
-        self.heartbeat = None;
         self.end(LossReport::new(Cause::Internal, "heartbeat stopped unexpectedly"), ctx);
     }
 }
@@ -479,28 +558,63 @@ impl Handler<CloseConnection> for Connection {
 }
 
 impl Handler<WriteText> for Connection {
-    type Result = Result<(), Map<String, Value>>;
+    type Result = Result<(), WriteTextRefused>;
 
-    /// Written, or handed back when the connection is not ready any more.
+    /// Written, or handed back when the connection is not ready (any more),
+    /// or refused when the server has stopped reading.
     fn handle(&mut self, msg: WriteText, _: &mut Context<Self>) -> Self::Result {
-        if self.stage != Stage::Ready {
-            return Err(msg.0);
+        let Stage::Ready { session_id, .. } = &self.stage else {
+            return Err(WriteTextRefused::NotReady(msg.0));
+        };
+        let text = msg.0.stamped(session_id.as_deref());
+        let len = text.len();
+        let Some(link) = &mut self.link else {
+            unreachable!("a ready connection has a link");
+        };
+        match link.outbox.write(Message::Text(text.into())) {
+            Ok(()) => {
+                self.shared.traffic.frame_out(len);
+                Ok(())
+            }
+            Err(refused) => Err(WriteTextRefused::Stalled(refused.to_string())),
         }
-        self.write_message(msg.0);
-        Ok(())
     }
 }
 
-impl Handler<WriteBinary> for Connection {
-    type Result = bool;
+/// Why a text message was not written.
+#[derive(Debug)]
+pub enum WriteTextRefused {
+    /// Not ready (any more): the message comes back to be held.
+    NotReady(OutboundText),
+    /// The outbound budget is full: the server is not reading.
+    Stalled(String),
+}
 
-    fn handle(&mut self, msg: WriteBinary, _: &mut Context<Self>) -> bool {
-        let Some(sink) = self.sink.as_mut().filter(|_| self.stage == Stage::Ready) else {
-            return false;
+impl Handler<WriteBinary> for Connection {
+    type Result = Result<(), WriteBinaryRefused>;
+
+    fn handle(&mut self, msg: WriteBinary, _: &mut Context<Self>) -> Self::Result {
+        let (Stage::Ready { .. }, Some(link)) = (&self.stage, &mut self.link) else {
+            return Err(WriteBinaryRefused::NotReady);
         };
-        self.traffic.frame_out(msg.0.len());
-        sink.write(Message::Binary(msg.0)).is_ok()
+        let len = msg.0.len();
+        match link.outbox.write(Message::Binary(msg.0)) {
+            Ok(()) => {
+                self.shared.traffic.frame_out(len);
+                Ok(())
+            }
+            Err(refused) => Err(WriteBinaryRefused::Stalled(refused.to_string())),
+        }
     }
+}
+
+/// Why a binary frame was not written (audio is never held).
+#[derive(Debug, PartialEq, Eq)]
+pub enum WriteBinaryRefused {
+    /// Not ready.
+    NotReady,
+    /// The outbound budget is full: the server is not reading.
+    Stalled(String),
 }
 
 #[cfg(feature = "fault-injection")]
@@ -517,7 +631,7 @@ impl Handler<Probe> for Connection {
 
     /// Answers once its heartbeat answered too.
     fn handle(&mut self, _: Probe, _: &mut Context<Self>) -> Self::Result {
-        let heartbeat = self.heartbeat.clone();
+        let heartbeat = self.link.as_ref().map(|link| link.heartbeat.clone());
         Box::pin(async move {
             if let Some(heartbeat) = heartbeat {
                 let _ = heartbeat.send(Probe).await;
@@ -542,6 +656,14 @@ fn io_loss(err: &io::Error) -> LossReport {
             LossReport::new(Cause::Abnormal, "TCP closed without a Close frame").with_code(CODE_ABNORMAL)
         }
         _ => LossReport::new(Cause::Reset, err.to_string()),
+    }
+}
+
+fn frame_payload_len(message: &Message) -> usize {
+    match message {
+        Message::Text(text) => text.len(),
+        Message::Binary(data) | Message::Ping(data) | Message::Pong(data) => data.len(),
+        Message::Close(_) | Message::Continuation(_) | Message::Nop => 0,
     }
 }
 

@@ -32,6 +32,21 @@ impl BackoffSchedule {
         BackoffSchedule { inner }
     }
 
+    /// The same delay every time, jittered by `jitter`: the probes of a
+    /// parked session.
+    pub fn steady(every: Duration, jitter: f64) -> Self {
+        let inner = ExponentialBackoff {
+            current_interval: every,
+            initial_interval: every,
+            randomization_factor: jitter,
+            multiplier: 1.0,
+            max_interval: every,
+            max_elapsed_time: None,
+            ..ExponentialBackoff::default()
+        };
+        BackoffSchedule { inner }
+    }
+
     /// The next delay; the schedule then moves one step up.
     pub fn next_delay(&mut self) -> Duration {
         // With max_elapsed_time None the crate always yields a delay.

@@ -7,6 +7,8 @@
 //!   server; with an OTA endpoint, one refresh and one immediate retry come first;
 //! - `activation_required` waits on a person: it backs off without counting
 //!   towards `max_attempts`, asking the OTA endpoint again each time;
+//! - `credentials_unavailable` (an unreadable or empty token file) backs
+//!   off without counting either: no server refused anything;
 //! - a clean close (1000/1001) with `keep = "on_demand"` stays down;
 //! - a clean close of a session that had been ready is a success that
 //!   ended, not a failure: a fresh burst at the first backoff step (a server
@@ -14,7 +16,12 @@
 //! - everything else (1011, 1012/1013, refusals, resets, timeouts) backs off
 //!   exponentially with jitter;
 //! - a session ready for `stable_after` starts a fresh burst;
-//! - `max_attempts` consecutive failures park the session as `failed`.
+//! - `max_attempts` consecutive failures park the session as `failed`;
+//! - a parked session keeps probing, one attempt every `revive_after`
+//!   (jittered by half of `jitter`), so recovery after an outage of any
+//!   length takes at most about one `revive_after`, while a dead server
+//!   sees one attempt per session per `revive_after`; a probe that reaches
+//!   `ready` ends the park.
 
 mod backoff;
 
@@ -28,8 +35,8 @@ use crate::loss::{Cause, LossReport};
 use crate::messages::{ConfigurePolicy, Decide, Decision, ForgetPolicy, Probe, ResetAttempts};
 use crate::settings::{Keep, ReconnectSettings};
 
-/// The reconnect state of one session: consecutive failures and the
-/// position in the backoff schedule.
+/// The reconnect state of one session: consecutive failures, retries of
+/// the burst, whether it is parked, and the position in the backoff schedule.
 #[derive(Debug)]
 pub struct SessionPolicy {
     settings: ReconnectSettings,
@@ -37,7 +44,10 @@ pub struct SessionPolicy {
     refresh_on_auth_failure: bool,
     refreshed: bool,
     failures: u32,
+    retries: u32,
+    parked: bool,
     schedule: BackoffSchedule,
+    probes: Option<BackoffSchedule>,
 }
 
 impl SessionPolicy {
@@ -45,11 +55,16 @@ impl SessionPolicy {
     pub fn new(settings: ReconnectSettings, keep: Keep) -> Self {
         SessionPolicy {
             schedule: BackoffSchedule::new(&settings),
+            probes: settings
+                .revive_after
+                .map(|every| BackoffSchedule::steady(every, settings.jitter / 2.0)),
             settings,
             keep,
             refresh_on_auth_failure: false,
             refreshed: false,
             failures: 0,
+            retries: 0,
+            parked: false,
         }
     }
 
@@ -64,11 +79,26 @@ impl SessionPolicy {
         self.failures
     }
 
-    /// Start a fresh burst (a `connect` command, a revival).
+    /// Start a fresh burst (a `connect` command, a success).
     pub fn reset(&mut self) {
         self.failures = 0;
+        self.retries = 0;
+        self.parked = false;
         self.refreshed = false;
         self.schedule.restart();
+    }
+
+    fn next_probe(&mut self) -> Option<Duration> {
+        self.probes.as_mut().map(BackoffSchedule::next_delay)
+    }
+
+    fn retry(&mut self, after: Duration, refresh: bool) -> Decision {
+        self.retries += 1;
+        Decision::Retry {
+            attempt: self.retries,
+            after,
+            refresh,
+        }
     }
 
     /// Decide what follows a connection that ended with `report` after
@@ -76,7 +106,8 @@ impl SessionPolicy {
     pub fn decide(&mut self, report: &LossReport, ready_for: Option<Duration>) -> Decision {
         let ended_well = ready_for.is_some_and(|up| up >= self.settings.stable_after)
             || (ready_for.is_some() && report.is_clean_close());
-        if ended_well {
+        // A probe that got through: the server is back, the park is over.
+        if ended_well || (self.parked && ready_for.is_some()) {
             self.reset();
         }
         if report.cause == Cause::LocalStop {
@@ -86,34 +117,32 @@ impl SessionPolicy {
             return Decision::StayDown;
         }
         if report.cause == Cause::ActivationRequired {
-            let after = self.schedule.next_delay();
-            return Decision::Retry {
-                attempt: self.failures + 1,
-                after,
-                refresh: true,
+            return Decision::AwaitActivation {
+                after: self.schedule.next_delay(),
             };
         }
         if report.cause == Cause::AuthFailed && self.refresh_on_auth_failure && !self.refreshed {
             self.refreshed = true;
-            return Decision::Retry {
-                attempt: self.failures + 1,
-                after: Duration::ZERO,
-                refresh: true,
-            };
+            return self.retry(Duration::ZERO, true);
         }
-        if !ended_well {
+        let counts = report.cause != Cause::CredentialsUnavailable;
+        if counts && !ended_well {
             self.failures += 1;
         }
-        if report.cause == Cause::AuthFailed || self.failures >= self.settings.max_attempts {
-            return Decision::GiveUp {
-                attempts: self.failures.max(1),
+        if self.parked {
+            return Decision::KeepProbing {
+                probe_in: self.next_probe(),
             };
         }
-        Decision::Retry {
-            attempt: self.failures + 1,
-            after: self.schedule.next_delay(),
-            refresh: false,
+        if counts && (report.cause == Cause::AuthFailed || self.failures >= self.settings.max_attempts) {
+            self.parked = true;
+            return Decision::GiveUp {
+                attempts: self.failures.max(1),
+                probe_in: self.next_probe(),
+            };
         }
+        let after = self.schedule.next_delay();
+        self.retry(after, false)
     }
 }
 

@@ -36,8 +36,8 @@ fn server_down_gives_exactly_max_attempts_with_growing_jittered_delays() {
     let s = settings();
     let mut policy = SessionPolicy::new(s, Keep::Always);
     let mut nominal = s.initial_delay;
-    // The first attempt failed; nine retries follow, the tenth failure gives up.
-    for expected_attempt in 2..=s.max_attempts {
+    // The first attempt failed; retries 1 to 9 follow, the tenth failure gives up.
+    for expected_attempt in 1..s.max_attempts {
         match policy.decide(&refused(), None) {
             Decision::Retry { attempt, after, .. } => {
                 assert_eq!(attempt, expected_attempt);
@@ -47,12 +47,13 @@ fn server_down_gives_exactly_max_attempts_with_growing_jittered_delays() {
         }
         nominal = (nominal * 2).min(s.max_delay);
     }
-    assert_eq!(
-        policy.decide(&refused(), None),
-        Decision::GiveUp {
-            attempts: s.max_attempts
+    match policy.decide(&refused(), None) {
+        Decision::GiveUp { attempts, probe_in } => {
+            assert_eq!(attempts, s.max_attempts);
+            assert_within(probe_in.unwrap(), s.revive_after.unwrap(), s.jitter / 2.0);
         }
-    );
+        other => panic!("expected to give up, got {other:?}"),
+    }
 }
 
 #[test]
@@ -83,7 +84,13 @@ fn jitter_stays_in_effect_at_the_cap() {
 fn auth_failure_parks_at_once() {
     let mut policy = SessionPolicy::new(settings(), Keep::Always);
     let report = LossReport::new(Cause::AuthFailed, "认证失败");
-    assert_eq!(policy.decide(&report, None), Decision::GiveUp { attempts: 1 });
+    assert!(matches!(
+        policy.decide(&report, None),
+        Decision::GiveUp {
+            attempts: 1,
+            probe_in: Some(_)
+        }
+    ));
 }
 
 #[test]
@@ -114,11 +121,9 @@ fn short_lived_sessions_still_count_towards_giving_up() {
     for _ in 0..s.max_attempts {
         last = Some(policy.decide(&internal_error, Some(Duration::from_millis(50))));
     }
-    assert_eq!(
-        last,
-        Some(Decision::GiveUp {
-            attempts: s.max_attempts
-        })
+    assert!(
+        matches!(last, Some(Decision::GiveUp { attempts, .. }) if attempts == s.max_attempts),
+        "{last:?}"
     );
 }
 
@@ -149,11 +154,9 @@ fn clean_close_before_ready_is_a_failure() {
     for _ in 0..s.max_attempts {
         last = Some(policy.decide(&LossReport::server_close(Some(1000), ""), None));
     }
-    assert_eq!(
-        last,
-        Some(Decision::GiveUp {
-            attempts: s.max_attempts
-        })
+    assert!(
+        matches!(last, Some(Decision::GiveUp { attempts, .. }) if attempts == s.max_attempts),
+        "{last:?}"
     );
 }
 
@@ -165,7 +168,7 @@ fn service_restart_backs_off() {
     policy.decide(&restart, Some(Duration::from_secs(1)));
     match policy.decide(&restart, Some(Duration::from_secs(1))) {
         Decision::Retry { attempt, after, .. } => {
-            assert_eq!(attempt, 3);
+            assert_eq!(attempt, 2);
             assert_within(after, s.initial_delay * 2, s.jitter);
         }
         other => panic!("expected a retry, got {other:?}"),
@@ -239,11 +242,90 @@ fn activation_waits_without_giving_up() {
     let activate = LossReport::new(Cause::ActivationRequired, "enter 123456");
     for _ in 0..(s.max_attempts * 3) {
         match policy.decide(&activate, None) {
-            Decision::Retry { refresh, after, .. } => {
-                assert!(refresh, "activation asks the OTA endpoint again");
+            Decision::AwaitActivation { after } => {
                 assert!(after <= s.max_delay.mul_f64(1.0 + s.jitter) + Duration::from_micros(1));
             }
             other => panic!("activation gave up: {other:?}"),
         }
     }
+    assert_eq!(policy.failures(), 0, "waiting on a person is not a failure");
+}
+
+#[test]
+fn a_parked_session_keeps_probing_and_a_probe_that_gets_through_ends_the_park() {
+    let s = settings();
+    let mut policy = SessionPolicy::new(s, Keep::Always);
+    for _ in 0..s.max_attempts {
+        policy.decide(&refused(), None);
+    }
+    let revive = s.revive_after.unwrap();
+    for _ in 0..50 {
+        match policy.decide(&refused(), None) {
+            Decision::KeepProbing { probe_in: Some(after) } => assert_within(after, revive, s.jitter / 2.0),
+            other => panic!("a parked session only probes, got {other:?}"),
+        }
+    }
+    // The server is back: the probe was ready for a moment, then lost.
+    let reset = LossReport::new(Cause::Reset, "Connection reset by peer");
+    match policy.decide(&reset, Some(Duration::from_millis(100))) {
+        Decision::Retry { attempt, after, .. } => {
+            assert_eq!(attempt, 1, "a fresh burst");
+            assert_within(after, s.initial_delay, s.jitter);
+        }
+        other => panic!("expected a fresh burst, got {other:?}"),
+    }
+}
+
+#[test]
+fn without_revive_after_a_parked_session_is_not_probed() {
+    let s = ReconnectSettings {
+        revive_after: None,
+        max_attempts: 1,
+        ..settings()
+    };
+    let mut policy = SessionPolicy::new(s, Keep::Always);
+    assert_eq!(
+        policy.decide(&refused(), None),
+        Decision::GiveUp {
+            attempts: 1,
+            probe_in: None
+        }
+    );
+}
+
+#[test]
+fn unavailable_credentials_back_off_without_ever_parking() {
+    let s = settings();
+    let mut policy = SessionPolicy::new(s, Keep::Always);
+    let missing = LossReport::new(Cause::CredentialsUnavailable, "token_file /x is empty");
+    for retry in 1..=(s.max_attempts * 3) {
+        match policy.decide(&missing, None) {
+            Decision::Retry { attempt, refresh, .. } => assert_eq!((attempt, refresh), (retry, false)),
+            other => panic!("credentials_unavailable parked: {other:?}"),
+        }
+    }
+    assert_eq!(policy.failures(), 0);
+}
+
+#[test]
+fn first_retries_spread_over_the_whole_jitter_window() {
+    let s = settings();
+    let draws: Vec<f64> = (0..400)
+        .map(|_| match SessionPolicy::new(s, Keep::Always).decide(&refused(), None) {
+            Decision::Retry { after, .. } => after.as_secs_f64(),
+            other => panic!("expected a retry, got {other:?}"),
+        })
+        .collect();
+    let (low, high) = (0.25, 0.75);
+    let min = draws.iter().cloned().fold(f64::MAX, f64::min);
+    let max = draws.iter().cloned().fold(f64::MIN, f64::max);
+    // 400 uniform draws leave less than 5 % of the window uncovered at
+    // either end with probability 1 - 2·0.95^400 (all but certain).
+    assert!(min < low + 0.05 * (high - low), "lowest first retry {min}s");
+    assert!(max > high - 0.05 * (high - low), "highest first retry {max}s");
+    let below_middle = draws.iter().filter(|d| **d < 0.5).count();
+    assert!(
+        (120..=280).contains(&below_middle),
+        "{below_middle} of 400 below the middle"
+    );
 }

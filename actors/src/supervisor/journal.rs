@@ -1,42 +1,61 @@
 //! The session lifecycle lines of CONTRACT §4, written in one place so
 //! their wording stays exactly what `journalctl | grep` users rely on.
+//! Every value a server chose (URLs, session ids, reasons, codes) is
+//! redacted, escaped and capped by `logsafe` on its way in.
+//!
+//! Levels follow what the operator must do: a close the server meant
+//! (1000/1001) and a deliberate stop are info; other losses are warnings;
+//! giving up, a parked auth failure and a panic are errors; a refused
+//! token that one OTA refresh repairs is one warning (`token refreshed`);
+//! the failed probes of a parked session are info (the park was an error).
 
 use std::time::Duration;
 
 use log::Level;
 
 use crate::events::DropReason;
-use crate::loss::{Cause, LossReport};
+use crate::logsafe::{quoted, redact_url, value};
+use crate::loss::Cause;
+use crate::messages::ConnectionEnded;
 
 /// `session=NAME connected url=… session_id=… took_ms=N`
 pub fn connected(name: &str, url: &str, session_id: Option<&str>, took: Duration) {
-    let session_id = session_id.unwrap_or("-");
     log::info!(
-        "session={name} connected url={url} session_id={session_id} took_ms={}",
+        "session={name} connected url={} session_id={} took_ms={}",
+        value(&redact_url(url)),
+        value(session_id.unwrap_or("-")),
         took.as_millis()
     );
 }
 
-/// `session=NAME lost cause=… code=… reason="…" uptime_s=N`
-pub fn lost(name: &str, report: &LossReport, ready_for: Option<Duration>) {
+/// `session=NAME lost cause=… code=… reason="…" uptime_s=N` for a
+/// connection that had been ready; `… reason="…" url=…` for one that never was.
+pub fn lost(name: &str, ended: &ConnectionEnded, probing: bool, refreshing: bool) {
+    let report = &ended.report;
     let level = match report.cause {
+        _ if refreshing => Level::Debug,
         Cause::LocalStop => Level::Info,
+        _ if probing => Level::Info,
         Cause::AuthFailed | Cause::Internal => Level::Error,
-        _ if report.is_clean_close() => Level::Info,
+        _ if report.is_clean_close() && ended.ready_for.is_some() => Level::Info,
         _ => Level::Warn,
     };
     let code = report.code.map(|c| format!(" code={c}")).unwrap_or_default();
     let status = report.status.map(|s| format!(" status={s}")).unwrap_or_default();
-    let uptime = ready_for.unwrap_or_default().as_secs();
+    let whence = match (ended.ready_for, &ended.url) {
+        (Some(up), _) => format!(" uptime_s={}", up.as_secs()),
+        (None, Some(url)) => format!(" url={}", value(&redact_url(url))),
+        (None, None) => String::new(),
+    };
     log::log!(
         level,
-        "session={name} lost cause={}{code}{status} reason={:?} uptime_s={uptime}",
+        "session={name} lost cause={}{code}{status} reason={}{whence}",
         report.cause,
-        report.reason
+        quoted(&report.reason)
     );
 }
 
-/// `session=NAME retrying attempt=N/MAX in_ms=N`
+/// `session=NAME retrying attempt=N/MAX in_ms=N`: retry N of this burst.
 pub fn retrying(name: &str, attempt: u32, max_attempts: u32, after: Duration) {
     log::info!(
         "session={name} retrying attempt={attempt}/{max_attempts} in_ms={}",
@@ -45,30 +64,63 @@ pub fn retrying(name: &str, attempt: u32, max_attempts: u32, after: Duration) {
 }
 
 /// `session=NAME activation required code=… message="…" retry_in_ms=N`
-pub fn activation(name: &str, report: &LossReport, after: Duration) {
+pub fn activation(name: &str, report: &crate::loss::LossReport, after: Duration) {
     let code = report.activation_code.as_deref().unwrap_or("-");
     log::warn!(
-        "session={name} activation required code={code} message={:?} retry_in_ms={}; enter the code in the server's console",
-        report.reason,
+        "session={name} activation required code={} message={} retry_in_ms={}; enter the code in the server's console",
+        value(code),
+        quoted(&report.reason),
         after.as_millis()
     );
 }
 
-/// `session=NAME gave up attempts=N last_cause=…; will revive in 10m`
-pub fn gave_up(name: &str, attempts: u32, last_cause: Cause, revive_after: Option<Duration>) {
-    let revive = match revive_after {
-        Some(after) => format!("will revive in {}", humantime::format_duration(after)),
-        None => "will not revive; use `wsvisor ctl connect` after fixing the cause".to_owned(),
+/// `session=NAME gave up attempts=N last_cause=…; probing every 1m`
+pub fn gave_up(name: &str, attempts: u32, last_cause: Cause, revive_after: Option<Duration>, daemon_exits: bool) {
+    let next = match revive_after {
+        Some(every) if daemon_exits => format!(
+            "probing every {} while another session runs; the daemon exits once every session has given up (on_give_up = \"exit\")",
+            humantime::format_duration(every)
+        ),
+        Some(every) => format!("probing every {}", humantime::format_duration(every)),
+        None if daemon_exits => {
+            "not probing (revive_after = \"0s\"); the daemon exits once every session has given up (on_give_up = \"exit\")"
+                .to_owned()
+        }
+        None => format!("not probing (revive_after = \"0s\"); run `wsvisor ctl connect {name}` after fixing the cause"),
     };
-    log::error!("session={name} gave up attempts={attempts} last_cause={last_cause}; {revive}");
+    log::error!("session={name} gave up attempts={attempts} last_cause={last_cause}; {next}");
 }
 
-/// `session=NAME reviving`
-pub fn reviving(name: &str) {
-    log::info!("session={name} reviving after revive_after");
+/// `session=NAME probe failed cause=… next_probe_in_s=N`
+pub fn probe_failed(name: &str, cause: Cause, probe_in: Option<Duration>) {
+    match probe_in {
+        Some(after) => log::info!(
+            "session={name} probe failed cause={cause} next_probe_in_s={}",
+            after.as_secs()
+        ),
+        None => log::info!("session={name} probe failed cause={cause}; no more probes"),
+    }
+}
+
+/// `session=NAME probing`: one attempt of a failed session.
+pub fn probing(name: &str) {
+    log::info!("session={name} probing (failed, one attempt every revive_after)");
+}
+
+/// `session=NAME token refreshed`: a refusal repaired by the OTA endpoint.
+pub fn token_refreshed(name: &str, configured_token_refused: bool) {
+    if configured_token_refused {
+        log::warn!(
+            "session={name} token refreshed: the server refused the configured token; using the token from the OTA endpoint"
+        );
+    } else {
+        log::warn!(
+            "session={name} token refreshed: the server refused the old token; the OTA endpoint issued a new one"
+        );
+    }
 }
 
 /// `session=NAME dropped count=N why=…`
 pub fn dropped(name: &str, count: u64, why: DropReason) {
-    log::warn!("session={name} dropped count={count} why={}", why.as_str());
+    log::warn!("session={name} dropped count={count} why={why}");
 }

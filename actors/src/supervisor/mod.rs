@@ -3,73 +3,72 @@
 //! session, or a session that stays `stopped`. Deliberate stops
 //! (disconnect, removal, reload, shutdown) never ask the policy.
 //!
+//! Each session's state is a `Run` that holds its own data; every change
+//! goes through [`Supervisor::transition`], which checks it against the
+//! table in `run`, cancels what the old state owned, and publishes the
+//! state derived from the new one.
+//!
 //! It also owns each session's queue of text messages, so that what local
 //! programs send survives the connections that come and go.
 
 mod journal;
 mod queue;
+mod run;
 
 use std::collections::HashMap;
-use std::mem;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use actix::prelude::*;
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 
-pub use self::queue::{Held, OutboundQueue};
+pub use self::queue::{Bounds, Held, OutboundQueue, QueueBound};
+use self::run::{allowed, AfterEnd, LivePhase, Purpose, Run};
 use crate::client::{ClientCache, ClientKey};
-use crate::connection::{ConnectPlan, Connection, ConnectionLinks};
+use crate::connection::{
+    ConnectPlan, Connection, ConnectionLinks, SessionShared, WriteBinaryRefused, WriteTextRefused,
+};
 use crate::events::DropReason;
-use crate::loss::Cause;
-use crate::loss::LossReport;
+use crate::logsafe;
+use crate::loss::{Cause, LossReport};
 use crate::messages::*;
 use crate::monitor::Monitor;
 use crate::ota::Discovered;
 use crate::policy::ReconnectPolicy;
 use crate::settings::SessionSettings;
-use crate::state::{SessionState, StateUpdate};
-use crate::traffic::TrafficCounters;
+use crate::state::StateUpdate;
+use crate::wire::OutboundText;
 
-/// What the Supervisor does once a live connection has ended.
-enum AfterEnd {
-    /// Ask the policy (the connection was lost).
-    Decide,
-    /// Stay `stopped` (disconnect, shutdown).
-    Stop,
-    /// Connect again at once with a fresh attempt count.
-    Restart,
-    /// Forget the session.
-    Remove,
-    /// Take these settings and connect again.
-    Replace(Box<SessionSettings>),
-}
-
-enum Run {
-    Stopped,
-    Live {
-        conn: Addr<Connection>,
-        ready: bool,
-        then: AfterEnd,
-    },
-    Waiting(SpawnHandle),
-    Failed(Option<SpawnHandle>),
+/// What the Supervisor must know of the daemon around it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SupervisorOptions {
+    /// The daemon exits once every session has given up (`on_give_up =
+    /// "exit"`): said in the give-up line, so it does not promise probes.
+    pub exit_when_all_fail: bool,
 }
 
 struct Slot {
     settings: Arc<SessionSettings>,
-    traffic: Arc<TrafficCounters>,
+    shared: SessionShared,
     generation: u64,
-    attempt: u32,
     run: Run,
     queue: OutboundQueue,
     expiry_timer: Option<SpawnHandle>,
-    /// Stopped after a clean close under `keep = "on_demand"`: traffic wakes it.
-    wakes_on_send: bool,
     /// The OTA endpoint's last answer.
     discovered: Option<Discovered>,
-    /// The next attempt asks the OTA endpoint again.
-    refresh_next: bool,
+    /// The server refused the configured token and the OTA endpoint gave
+    /// another: use that one from now on (until the settings change).
+    prefer_discovered_token: bool,
+}
+
+impl Slot {
+    fn bounds(&self) -> Bounds {
+        Bounds {
+            messages: self.settings.queue.limit,
+            bytes: self.settings.queue.bytes,
+        }
+    }
 }
 
 /// Restarts one Connection per session, by the ReconnectPolicy's decisions.
@@ -78,6 +77,7 @@ pub struct Supervisor {
     policy: Addr<ReconnectPolicy>,
     monitor: Addr<Monitor>,
     clients: ClientCache,
+    options: SupervisorOptions,
     next_generation: u64,
     /// Set once shutdown began: who waits for the last connection to end.
     shutdown: Option<Vec<oneshot::Sender<()>>>,
@@ -85,34 +85,49 @@ pub struct Supervisor {
 
 impl Supervisor {
     /// A supervisor using this policy and monitor.
-    pub fn new(policy: Addr<ReconnectPolicy>, monitor: Addr<Monitor>) -> Self {
+    pub fn new(policy: Addr<ReconnectPolicy>, monitor: Addr<Monitor>, options: SupervisorOptions) -> Self {
         Supervisor {
             slots: HashMap::new(),
             policy,
             monitor,
             clients: ClientCache::default(),
+            options,
             next_generation: 0,
             shutdown: None,
         }
     }
 
-    fn publish(&self, name: &str, state: SessionState, loss: Option<LossReport>, retry_in: Option<Duration>) {
-        let Some(slot) = self.slots.get(name) else { return };
-        let activation_code = loss.as_ref().and_then(|l| l.activation_code.clone());
+    /// The one way a session changes state: checked against the table,
+    /// the old state's timer cancelled, the new state published.
+    fn transition(&mut self, name: &str, next: Run, loss: Option<LossReport>, ctx: &mut Context<Self>) {
+        let Some(slot) = self.slots.get_mut(name) else { return };
+        let (from, to) = (slot.run.kind(), next.kind());
+        if !allowed(from, to) {
+            // A bug, never a reason to lose the session: say so and go on.
+            log::error!("session={name} transition not allowed: {from:?} -> {to:?}");
+            debug_assert!(false, "session={name} transition not allowed: {from:?} -> {to:?}");
+        }
+        if let Some(timer) = slot.run.take_timer() {
+            ctx.cancel_future(timer);
+        }
+        slot.run = next;
+        let Some(state) = to.public() else { return };
+        let run = &slot.run;
         self.monitor.do_send(PublishState(StateUpdate {
             session: name.to_owned(),
             state,
-            attempt: slot.attempt,
+            attempt: run.attempt(),
             max_attempts: slot.settings.reconnect.max_attempts,
-            retry_in,
+            retry_in: run.retry_in(),
             loss,
-            session_id: None,
-            activation_code,
+            session_id: run.session_id().map(str::to_owned),
+            activation_code: run.activation_code().map(str::to_owned),
             at: SystemTime::now(),
         }));
     }
 
-    fn start(&mut self, name: &str, attempt: u32, loss: Option<LossReport>, ctx: &mut Context<Self>) {
+    /// Start a connection: attempt `attempt` of its burst, for `purpose`.
+    fn start(&mut self, name: &str, attempt: u32, purpose: Purpose, loss: Option<LossReport>, ctx: &mut Context<Self>) {
         if self.shutdown.is_some() {
             return;
         }
@@ -127,17 +142,22 @@ impl Supervisor {
             rtt: self.monitor.clone().recipient(),
         };
         let Some(slot) = self.slots.get_mut(name) else { return };
-        if matches!(slot.run, Run::Live { .. }) {
+        if slot.run.connection().is_some() {
             return;
         }
-        cancel_timers(&mut slot.run, ctx);
+        let refresh = match (&slot.run, purpose) {
+            (Run::Backoff { refresh, .. }, _) => *refresh,
+            (_, Purpose::TokenRefresh) => true,
+            // A probe asks the OTA endpoint again: what it said may be stale.
+            (_, Purpose::Probe) => slot.settings.ota.is_some(),
+            _ => false,
+        };
         slot.generation = generation;
-        slot.attempt = attempt;
-        slot.wakes_on_send = false;
         let client = self.clients.get(&ClientKey::of(&slot.settings));
         let plan = ConnectPlan {
             known: slot.discovered.clone(),
-            refresh: std::mem::take(&mut slot.refresh_next),
+            refresh,
+            prefer_discovered_token: slot.prefer_discovered_token,
         };
         let conn = Connection::new(
             slot.settings.clone(),
@@ -145,21 +165,23 @@ impl Supervisor {
             client,
             plan,
             links,
-            slot.traffic.clone(),
+            slot.shared.clone(),
         )
         .start();
-        slot.run = Run::Live {
+        let live = Run::Live {
             conn,
-            ready: false,
+            phase: LivePhase::Connecting,
+            attempt,
+            purpose,
             then: AfterEnd::Decide,
         };
-        self.publish(name, SessionState::Connecting, loss, None);
+        self.transition(name, live, loss, ctx);
     }
 
     /// Start a fresh burst: the policy forgets past failures.
     fn restart(&mut self, name: &str, loss: Option<LossReport>, ctx: &mut Context<Self>) {
         self.policy.do_send(ResetAttempts(name.to_owned()));
-        self.start(name, 1, loss, ctx);
+        self.start(name, 0, Purpose::Attempt, loss, ctx);
     }
 
     /// Close a live connection and say what follows; false if none is live.
@@ -178,25 +200,34 @@ impl Supervisor {
         true
     }
 
-    fn stay_stopped(&mut self, name: &str, loss: Option<LossReport>, ctx: &mut Context<Self>) {
-        let Some(slot) = self.slots.get_mut(name) else { return };
-        cancel_timers(&mut slot.run, ctx);
-        slot.run = Run::Stopped;
-        slot.attempt = 0;
-        self.drop_queue(name, DropReason::SessionStopped);
-        self.publish(name, SessionState::Stopped, loss, None);
+    fn stay_stopped(&mut self, name: &str, wakes_on_send: bool, loss: Option<LossReport>, ctx: &mut Context<Self>) {
+        if !wakes_on_send {
+            self.drop_queue(name, DropReason::SessionStopped);
+        }
+        self.transition(name, Run::Stopped { wakes_on_send }, loss, ctx);
     }
 
     fn remove(&mut self, name: &str, ctx: &mut Context<Self>) {
         self.drop_queue(name, DropReason::SessionStopped);
         if let Some(mut slot) = self.slots.remove(name) {
-            cancel_timers(&mut slot.run, ctx);
+            if let Some(timer) = slot.run.take_timer() {
+                ctx.cancel_future(timer);
+            }
             if let Some(timer) = slot.expiry_timer {
                 ctx.cancel_future(timer);
             }
         }
         self.policy.do_send(ForgetPolicy(name.to_owned()));
         self.monitor.do_send(UnregisterSession(name.to_owned()));
+    }
+
+    fn register_url(monitor: &Addr<Monitor>, name: &str, url: Option<&str>, slot: &Slot) {
+        monitor.do_send(RegisterSession {
+            session: name.to_owned(),
+            url: url.map(logsafe::redact_url),
+            max_attempts: slot.settings.reconnect.max_attempts,
+            traffic: slot.shared.traffic.clone(),
+        });
     }
 
     fn apply_settings(&mut self, settings: SessionSettings) {
@@ -210,101 +241,139 @@ impl Supervisor {
             keep: settings.keep,
             refresh_on_auth_failure: settings.ota.is_some(),
         });
-        let traffic = match self.slots.get(&name) {
-            Some(slot) => slot.traffic.clone(),
-            None => Arc::default(),
-        };
-        self.monitor.do_send(RegisterSession {
-            session: name.clone(),
-            url: settings.url.clone(),
-            max_attempts: settings.reconnect.max_attempts,
-            traffic: traffic.clone(),
-        });
         let settings = Arc::new(settings);
         match self.slots.get_mut(&name) {
             Some(slot) => {
                 // What an old OTA endpoint said may not hold for the new settings.
                 slot.discovered = None;
+                slot.prefer_discovered_token = false;
                 slot.settings = settings;
             }
             None => {
                 let slot = Slot {
                     settings,
-                    traffic,
+                    shared: SessionShared::default(),
                     generation: 0,
-                    attempt: 0,
-                    run: Run::Stopped,
+                    run: Run::Stopped { wakes_on_send: false },
                     queue: OutboundQueue::default(),
                     expiry_timer: None,
-                    wakes_on_send: false,
                     discovered: None,
-                    refresh_next: false,
+                    prefer_discovered_token: false,
                 };
-                self.slots.insert(name, slot);
+                self.slots.insert(name.clone(), slot);
             }
         }
+        let slot = &self.slots[&name];
+        Self::register_url(&self.monitor, &name, slot.settings.url.as_deref(), slot);
     }
 
-    fn decided(&mut self, name: String, report: LossReport, decision: Decision, ctx: &mut Context<Self>) {
-        let Some(slot) = self.slots.get_mut(&name) else { return };
+    /// What follows a lost connection, as the policy decided.
+    fn decided(
+        &mut self,
+        name: String,
+        ended: &ConnectionEnded,
+        purpose: Purpose,
+        decision: Decision,
+        ctx: &mut Context<Self>,
+    ) {
+        let Some(slot) = self.slots.get(&name) else { return };
         let max_attempts = slot.settings.reconnect.max_attempts;
+        let report = ended.report.clone();
+        let refreshing = matches!(decision, Decision::Retry { refresh: true, .. }) && report.cause == Cause::AuthFailed;
+        journal::lost(&name, ended, purpose == Purpose::Probe, refreshing);
         match decision {
             Decision::Retry {
                 attempt,
                 after,
                 refresh,
             } => {
-                let state = if report.cause == Cause::ActivationRequired {
-                    journal::activation(&name, &report, after);
-                    SessionState::Activating
+                let purpose = if refreshing {
+                    Purpose::TokenRefresh
                 } else {
-                    journal::retrying(&name, attempt, max_attempts, after);
-                    SessionState::Backoff
+                    Purpose::Attempt
                 };
-                slot.attempt = attempt;
-                slot.refresh_next = refresh;
-                let timer = ctx.run_later(after, move |act, ctx| act.start(&name.clone(), attempt, None, ctx));
-                slot.run = Run::Waiting(timer);
-                let name = &slot.settings.name.clone();
-                self.publish(name, state, Some(report), Some(after));
+                // A refusal that one refresh may repair is not a loss yet.
+                let loss = (!refreshing).then_some(report);
+                if after.is_zero() {
+                    return self.start(&name, attempt, purpose, loss, ctx);
+                }
+                journal::retrying(&name, attempt, max_attempts, after);
+                let owned = name.clone();
+                let timer = ctx.run_later(after, move |act, ctx| act.start(&owned, attempt, purpose, None, ctx));
+                let next = Run::Backoff {
+                    timer,
+                    attempt,
+                    after,
+                    refresh,
+                };
+                self.transition(&name, next, loss, ctx);
             }
-            Decision::GiveUp { attempts } => {
+            Decision::AwaitActivation { after } => {
+                let code = report.activation_code.clone().unwrap_or_default();
+                journal::activation(&name, &report, after);
+                let owned = name.clone();
+                let timer = ctx.run_later(after, move |act, ctx| act.start(&owned, 0, Purpose::Attempt, None, ctx));
+                self.transition(&name, Run::Activating { timer, code, after }, Some(report), ctx);
+            }
+            Decision::GiveUp { attempts, probe_in } => {
                 let revive_after = slot.settings.reconnect.revive_after;
-                journal::gave_up(&name, attempts, report.cause, revive_after);
-                slot.attempt = attempts;
-                let revive = revive_after.map(|after| {
-                    let name = name.clone();
-                    ctx.run_later(after, move |act, ctx| {
-                        journal::reviving(&name);
-                        act.restart(&name, None, ctx);
-                    })
-                });
-                slot.run = Run::Failed(revive);
-                self.publish(&name, SessionState::Failed, Some(report), None);
+                journal::gave_up(
+                    &name,
+                    attempts,
+                    report.cause,
+                    revive_after,
+                    self.options.exit_when_all_fail,
+                );
+                let failed = self.parked(&name, attempts, probe_in, ctx);
+                self.transition(&name, failed, Some(report), ctx);
+            }
+            Decision::KeepProbing { probe_in } => {
+                journal::probe_failed(&name, report.cause, probe_in);
+                let attempts = slot.run.attempt().max(max_attempts);
+                let failed = self.parked(&name, attempts, probe_in, ctx);
+                self.transition(&name, failed, Some(report), ctx);
             }
             Decision::StayDown => {
-                slot.run = Run::Stopped;
-                slot.attempt = 0;
-                slot.wakes_on_send = report.is_clean_close();
-                self.publish(&name, SessionState::Stopped, Some(report), None);
+                let wakes_on_send = report.is_clean_close();
+                self.stay_stopped(&name, wakes_on_send, Some(report), ctx);
             }
         }
     }
 
-    /// The session's live connection and whether it is ready.
-    fn connection_of(&self, name: &str) -> Result<(&Addr<Connection>, bool), CommandError> {
-        match self.slots.get(name) {
-            Some(Slot {
-                run: Run::Live { conn, ready, .. },
+    /// The `failed` state, with its next probe scheduled.
+    fn parked(&self, name: &str, attempts: u32, probe_in: Option<Duration>, ctx: &mut Context<Self>) -> Run {
+        let probe = probe_in.map(|after| {
+            let owned = name.to_owned();
+            let timer = ctx.run_later(after, move |act, ctx| {
+                journal::probing(&owned);
+                act.start(&owned, attempts, Purpose::Probe, None, ctx);
+            });
+            (timer, after)
+        });
+        Run::Failed { probe, attempts }
+    }
+
+    /// The session's ready connection.
+    fn ready_connection(&self, name: &str) -> Result<Addr<Connection>, CommandError> {
+        let slot = self
+            .slots
+            .get(name)
+            .ok_or_else(|| CommandError::NotFound(name.to_owned()))?;
+        match &slot.run {
+            Run::Live {
+                conn,
+                phase: LivePhase::Ready { .. },
                 ..
-            }) => Ok((conn, *ready)),
-            Some(_) => Err(CommandError::NotReady(name.to_owned())),
-            None => Err(CommandError::NotFound(name.to_owned())),
+            } => Ok(conn.clone()),
+            run => Err(CommandError::NotReady {
+                session: name.to_owned(),
+                state: run.kind().public(),
+            }),
         }
     }
 
     fn finish_shutdown_if_done(&mut self) {
-        let live = self.slots.values().any(|slot| matches!(slot.run, Run::Live { .. }));
+        let live = self.slots.values().any(|slot| slot.run.connection().is_some());
         if !live {
             if let Some(waiters) = &mut self.shutdown {
                 for waiter in waiters.drain(..) {
@@ -316,33 +385,34 @@ impl Supervisor {
 
     // ───────────── the queue ─────────────
 
+    /// Hand one held message to a ready connection; what it cannot take
+    /// comes back to the queue (and is flushed again only at the next
+    /// hello when `flush_again` is false).
     fn hand_to_connection(&mut self, name: &str, held: Held, conn: Addr<Connection>, ctx: &mut Context<Self>) {
         let name = name.to_owned();
-        let write = conn.send(WriteText(held.message.clone()));
-        ctx.spawn(write.into_actor(self).map(move |result, act, ctx| {
-            // Handed back, or the connection died with it in its mailbox: hold it again.
-            if !matches!(result, Ok(Ok(()))) {
-                act.hold_again(&name, held, ctx);
-            }
+        let write = conn.send(WriteText(held.text.clone()));
+        ctx.spawn(write.into_actor(self).map(move |result, act, ctx| match result {
+            Ok(Ok(())) => {}
+            // Stalled: keep it for the next connection rather than spin.
+            Ok(Err(WriteTextRefused::Stalled(_))) => act.hold_again(&name, held, false, ctx),
+            // Handed back, or the connection died with it in its mailbox.
+            Ok(Err(WriteTextRefused::NotReady(_))) | Err(_) => act.hold_again(&name, held, true, ctx),
         }));
     }
 
-    fn hold_again(&mut self, name: &str, held: Held, ctx: &mut Context<Self>) {
+    fn hold_again(&mut self, name: &str, held: Held, flush_again: bool, ctx: &mut Context<Self>) {
         let Some(slot) = self.slots.get_mut(name) else { return };
-        if matches!(slot.run, Run::Stopped) && !slot.wakes_on_send {
+        if slot.run.refuses_text() {
             self.report_dropped(name, 1, DropReason::SessionStopped);
             return;
         }
-        let overflow = slot.queue.restore(vec![held], slot.settings.queue.limit);
+        let bounds = slot.bounds();
+        let overflow = slot.queue.restore(vec![held], bounds);
         if overflow > 0 {
             self.report_dropped(name, overflow, DropReason::QueueFull);
         }
         self.queue_changed(name, ctx);
-        if let Some(Slot {
-            run: Run::Live { ready: true, .. },
-            ..
-        }) = self.slots.get(name)
-        {
+        if flush_again && self.slots[name].run.is_ready() {
             self.flush(name, ctx);
         }
     }
@@ -350,12 +420,12 @@ impl Supervisor {
     /// Write everything held, oldest first, right after the server hello.
     fn flush(&mut self, name: &str, ctx: &mut Context<Self>) {
         self.expire(name, ctx);
+        let Ok(conn) = self.ready_connection(name) else { return };
         let Some(slot) = self.slots.get_mut(name) else { return };
-        let Run::Live { conn, ready: true, .. } = &slot.run else {
-            return;
-        };
-        let conn = conn.clone();
         let held = slot.queue.drain();
+        if held.is_empty() {
+            return;
+        }
         self.queue_changed(name, ctx);
         for message in held {
             self.hand_to_connection(name, message, conn.clone(), ctx);
@@ -408,14 +478,33 @@ impl Supervisor {
             why,
         });
     }
-}
 
-fn cancel_timers(run: &mut Run, ctx: &mut Context<Supervisor>) {
-    match mem::replace(run, Run::Stopped) {
-        Run::Waiting(timer) | Run::Failed(Some(timer)) => {
-            ctx.cancel_future(timer);
+    /// Hold a message for the session's next ready connection.
+    fn hold(&mut self, name: &str, held: Held, ctx: &mut Context<Self>) -> Result<SendOutcome, CommandError> {
+        let slot = self
+            .slots
+            .get_mut(name)
+            .ok_or_else(|| CommandError::NotFound(name.to_owned()))?;
+        if slot.run.refuses_text() {
+            return Err(CommandError::Stopped(name.to_owned()));
         }
-        other => *run = other,
+        let bounds = slot.bounds();
+        if bounds.messages == 0 {
+            return Err(CommandError::NotReady {
+                session: name.to_owned(),
+                state: slot.run.kind().public(),
+            });
+        }
+        let position = slot.queue.push(held, bounds).map_err(|bound| CommandError::QueueFull {
+            session: name.to_owned(),
+            bound,
+        })?;
+        let wake = matches!(slot.run, Run::Stopped { .. });
+        self.queue_changed(name, ctx);
+        if wake {
+            self.restart(name, None, ctx);
+        }
+        Ok(SendOutcome::Queued { position })
     }
 }
 
@@ -428,14 +517,24 @@ impl Handler<AddSession> for Supervisor {
 
     fn handle(&mut self, msg: AddSession, ctx: &mut Context<Self>) -> Self::Result {
         let name = msg.0.name.clone();
-        if self.slots.contains_key(&name) {
+        if let Some(slot) = self.slots.get_mut(&name) {
+            // Removed, and added back while the old connection is closing:
+            // the new settings take over when it has ended.
+            if let Run::Live {
+                then: then @ AfterEnd::Remove,
+                ..
+            } = &mut slot.run
+            {
+                *then = AfterEnd::Replace(Box::new(msg.0));
+                return Ok(());
+            }
             return Err(CommandError::AlreadyExists(name));
         }
         let autostart = msg.0.autostart;
         self.apply_settings(msg.0);
-        self.publish(&name, SessionState::Stopped, None, None);
+        self.transition(&name, Run::Stopped { wakes_on_send: false }, None, ctx);
         if autostart {
-            self.start(&name, 1, None, ctx);
+            self.start(&name, 0, Purpose::Attempt, None, ctx);
         }
         Ok(())
     }
@@ -450,12 +549,14 @@ impl Handler<ReplaceSession> for Supervisor {
             .slots
             .get_mut(&name)
             .ok_or_else(|| CommandError::NotFound(name.clone()))?;
-        if matches!(slot.run, Run::Live { .. }) {
+        if let Run::Live { then, .. } = &mut slot.run {
+            if matches!(then, AfterEnd::Remove) {
+                return Err(CommandError::NotFound(name));
+            }
             self.close_live(&name, AfterEnd::Replace(Box::new(msg.0)), "configuration changed");
             return Ok(());
         }
-        let was_running = !matches!(slot.run, Run::Stopped);
-        cancel_timers(&mut slot.run, ctx);
+        let was_running = !matches!(slot.run, Run::Stopped { .. });
         self.apply_settings(msg.0);
         if was_running {
             self.restart(&name, None, ctx);
@@ -486,7 +587,7 @@ impl Handler<ConnectSession> for Supervisor {
             .slots
             .get(&msg.0)
             .ok_or_else(|| CommandError::NotFound(msg.0.clone()))?;
-        if !matches!(slot.run, Run::Live { .. }) {
+        if slot.run.connection().is_none() {
             self.restart(&msg.0, None, ctx);
         }
         Ok(())
@@ -505,8 +606,10 @@ impl Handler<DisconnectSession> for Supervisor {
             Run::Live { .. } => {
                 self.close_live(&msg.0, AfterEnd::Stop, "disconnect");
             }
-            Run::Stopped => {}
-            Run::Waiting(_) | Run::Failed(_) => self.stay_stopped(&msg.0, None, ctx),
+            Run::Stopped { .. } => {}
+            Run::Deciding | Run::Backoff { .. } | Run::Activating { .. } | Run::Failed { .. } => {
+                self.stay_stopped(&msg.0, false, None, ctx)
+            }
         }
         Ok(())
     }
@@ -527,55 +630,47 @@ impl Handler<ReconnectSession> for Supervisor {
 }
 
 impl Handler<SendText> for Supervisor {
-    type Result = Result<SendOutcome, CommandError>;
+    type Result = ResponseActFuture<Self, Result<SendOutcome, CommandError>>;
 
+    /// Written by the ready connection (`sent` only once it took it), held
+    /// while the session is on its way back, refused when it is stopped.
     fn handle(&mut self, msg: SendText, ctx: &mut Context<Self>) -> Self::Result {
         let name = msg.session;
-        let slot = self
-            .slots
-            .get_mut(&name)
-            .ok_or_else(|| CommandError::NotFound(name.clone()))?;
+        let Some(slot) = self.slots.get_mut(&name) else {
+            return Box::pin(fut::ready(Err(CommandError::NotFound(name))));
+        };
         let held = Held {
             seq: slot.queue.next_seq(),
             accepted_at: Instant::now(),
-            message: msg.message,
+            text: OutboundText::from_object(&msg.message),
         };
-        if let Run::Live { conn, ready: true, .. } = &slot.run {
-            let conn = conn.clone();
-            self.hand_to_connection(&name, held, conn, ctx);
-            return Ok(SendOutcome::Sent);
-        }
-        if matches!(slot.run, Run::Stopped) && !slot.wakes_on_send {
-            return Err(CommandError::NotReady(name));
-        }
-        let limit = slot.settings.queue.limit;
-        if limit == 0 {
-            return Err(CommandError::NotReady(name));
-        }
-        let position = slot
-            .queue
-            .push(held, limit)
-            .map_err(|_| CommandError::QueueFull(name.clone()))?;
-        let wake = matches!(slot.run, Run::Stopped);
-        self.queue_changed(&name, ctx);
-        if wake {
-            self.restart(&name, None, ctx);
-        }
-        Ok(SendOutcome::Queued { position })
+        let conn = match self.ready_connection(&name) {
+            Ok(conn) => conn,
+            Err(_) => return Box::pin(fut::ready(self.hold(&name, held, ctx))),
+        };
+        let write = conn.send(WriteText(held.text.clone()));
+        Box::pin(write.into_actor(self).map(move |result, act, ctx| match result {
+            Ok(Ok(())) => Ok(SendOutcome::Sent),
+            Ok(Err(WriteTextRefused::Stalled(why))) => Err(CommandError::Stalled { session: name, why }),
+            // Not ready any more (the connection just ended): hold it.
+            Ok(Err(WriteTextRefused::NotReady(_))) | Err(_) => act.hold(&name, held, ctx),
+        }))
     }
 }
 
 impl Handler<SendAudio> for Supervisor {
-    type Result = Result<(), CommandError>;
+    type Result = ResponseFuture<Result<(), CommandError>>;
 
     fn handle(&mut self, msg: SendAudio, _: &mut Context<Self>) -> Self::Result {
-        match self.connection_of(&msg.session)? {
-            (conn, true) => {
-                conn.do_send(WriteBinary(msg.data));
-                Ok(())
+        let conn = self.ready_connection(&msg.session);
+        Box::pin(async move {
+            let session = msg.session;
+            match conn?.send(WriteBinary(msg.data)).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(WriteBinaryRefused::Stalled(why))) => Err(CommandError::Stalled { session, why }),
+                Ok(Err(WriteBinaryRefused::NotReady)) | Err(_) => Err(CommandError::NotReady { session, state: None }),
             }
-            (_, false) => Err(CommandError::NotReady(msg.session)),
-        }
+        })
     }
 }
 
@@ -589,7 +684,9 @@ impl Handler<Shutdown> for Supervisor {
         for name in names {
             if !self.close_live(&name, AfterEnd::Stop, "shutdown") {
                 if let Some(slot) = self.slots.get_mut(&name) {
-                    cancel_timers(&mut slot.run, ctx);
+                    if let Some(timer) = slot.run.take_timer() {
+                        ctx.cancel_future(timer);
+                    }
                 }
             }
         }
@@ -610,7 +707,7 @@ impl Handler<ProbeTree> for Supervisor {
             ("monitor".to_owned(), self.monitor.clone().recipient()),
         ];
         for (name, slot) in &self.slots {
-            if let Run::Live { conn, .. } = &slot.run {
+            if let Some(conn) = slot.run.connection() {
                 probes.push((format!("session={name} connection"), conn.clone().recipient()));
             }
         }
@@ -644,38 +741,52 @@ impl Handler<ConnectionPhase> for Supervisor {
         else {
             return;
         };
-        let Run::Live { ready, .. } = &mut slot.run else { return };
+        let Run::Live {
+            conn, attempt, purpose, ..
+        } = &slot.run
+        else {
+            return;
+        };
+        let (conn, attempt, purpose) = (conn.clone(), *attempt, *purpose);
+        let advanced = |phase| Run::Live {
+            conn,
+            phase,
+            attempt,
+            purpose,
+            then: AfterEnd::Decide,
+        };
         match msg.phase {
             Phase::Discovered(found) => {
                 if slot.settings.url.is_none() {
-                    self.monitor.do_send(RegisterSession {
-                        session: msg.session.clone(),
-                        url: found.url.clone(),
-                        max_attempts: slot.settings.reconnect.max_attempts,
-                        traffic: slot.traffic.clone(),
-                    });
+                    Self::register_url(&self.monitor, &msg.session, found.url.as_deref(), slot);
                 }
                 slot.discovered = Some(found);
             }
-            Phase::Handshaking => self.publish(&msg.session, SessionState::Handshaking, None, None),
+            Phase::Handshaking => self.keep_then(&msg.session, advanced(LivePhase::Handshaking), ctx),
             Phase::Ready { url, session_id, took } => {
-                *ready = true;
-                slot.attempt = 0;
                 journal::connected(&msg.session, &url, session_id.as_deref(), took);
-                self.monitor.do_send(PublishState(StateUpdate {
-                    session: msg.session.clone(),
-                    state: SessionState::Ready,
-                    attempt: 0,
-                    max_attempts: slot.settings.reconnect.max_attempts,
-                    retry_in: None,
-                    loss: None,
-                    session_id,
-                    activation_code: None,
-                    at: SystemTime::now(),
-                }));
+                if purpose == Purpose::TokenRefresh {
+                    let configured = slot.settings.credential.is_some();
+                    slot.prefer_discovered_token |= configured;
+                    journal::token_refreshed(&msg.session, configured);
+                }
+                let next = advanced(LivePhase::Ready { session_id });
+                self.keep_then(&msg.session, next, ctx);
                 self.flush(&msg.session, ctx);
             }
         }
+    }
+}
+
+impl Supervisor {
+    /// Move a live connection to its next phase, keeping what its end was
+    /// already meant to lead to.
+    fn keep_then(&mut self, name: &str, mut next: Run, ctx: &mut Context<Self>) {
+        let Some(slot) = self.slots.get_mut(name) else { return };
+        if let (Run::Live { then: old, .. }, Run::Live { then: new, .. }) = (&mut slot.run, &mut next) {
+            std::mem::swap(old, new);
+        }
+        self.transition(name, next, None, ctx);
     }
 }
 
@@ -690,20 +801,37 @@ impl Handler<ConnectionEnded> for Supervisor {
         else {
             return;
         };
-        let Run::Live { then, .. } = mem::replace(&mut slot.run, Run::Stopped) else {
+        let Run::Live { then, purpose, .. } = &mut slot.run else {
             return;
         };
-        journal::lost(&msg.session, &msg.report, msg.ready_for);
-        let name = msg.session;
+        let (then, purpose) = (std::mem::replace(then, AfterEnd::Decide), *purpose);
+        let name = msg.session.clone();
+        // Every end passes through `Deciding`; a deliberate stop settles it
+        // without asking the policy.
+        self.transition(&name, Run::Deciding, None, ctx);
+        let name = msg.session.clone();
         match then {
-            AfterEnd::Stop => self.stay_stopped(&name, Some(msg.report), ctx),
-            AfterEnd::Restart => self.restart(&name, Some(msg.report), ctx),
-            AfterEnd::Remove => self.remove(&name, ctx),
+            AfterEnd::Stop => {
+                journal::lost(&name, &msg, false, false);
+                self.stay_stopped(&name, false, Some(msg.report), ctx)
+            }
+            AfterEnd::Restart => {
+                journal::lost(&name, &msg, false, false);
+                self.restart(&name, Some(msg.report), ctx)
+            }
+            AfterEnd::Remove => {
+                journal::lost(&name, &msg, false, false);
+                self.remove(&name, ctx)
+            }
             AfterEnd::Replace(settings) => {
+                journal::lost(&name, &msg, false, false);
                 self.apply_settings(*settings);
                 self.restart(&name, Some(msg.report), ctx);
             }
-            AfterEnd::Decide if self.shutdown.is_some() => self.stay_stopped(&name, Some(msg.report), ctx),
+            AfterEnd::Decide if self.shutdown.is_some() => {
+                journal::lost(&name, &msg, false, false);
+                self.stay_stopped(&name, false, Some(msg.report), ctx)
+            }
             AfterEnd::Decide => {
                 let decide = Decide {
                     session: name.clone(),
@@ -719,9 +847,12 @@ impl Handler<ConnectionEnded> for Supervisor {
                         .map(move |decision, act, ctx| {
                             let decision = decision.unwrap_or_else(|err| {
                                 log::error!("session={name} reconnect policy unavailable: {err}");
-                                Decision::GiveUp { attempts: 0 }
+                                Decision::GiveUp {
+                                    attempts: 0,
+                                    probe_in: None,
+                                }
                             });
-                            act.decided(name, msg.report, decision, ctx);
+                            act.decided(name, &msg, purpose, decision, ctx);
                         }),
                 );
             }
@@ -735,7 +866,7 @@ impl Handler<PanicConnection> for Supervisor {
     type Result = Result<(), CommandError>;
 
     fn handle(&mut self, msg: PanicConnection, _: &mut Context<Self>) -> Self::Result {
-        self.connection_of(&msg.0)?.0.do_send(InjectPanic);
+        self.ready_connection(&msg.0)?.do_send(InjectPanic);
         Ok(())
     }
 }
@@ -745,7 +876,7 @@ impl Handler<WedgeConnection> for Supervisor {
     type Result = Result<(), CommandError>;
 
     fn handle(&mut self, msg: WedgeConnection, _: &mut Context<Self>) -> Self::Result {
-        self.connection_of(&msg.0)?.0.do_send(InjectWedge);
+        self.ready_connection(&msg.0)?.do_send(InjectWedge);
         Ok(())
     }
 }

@@ -1,11 +1,13 @@
 //! The text messages a session holds while it is not ready: bounded in
-//! count and age, kept in the order they were accepted even when a
+//! count, bytes and age, kept in the order they were accepted even when a
 //! connection hands some back unsent. Pure: time comes in as a parameter.
 
 use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use serde_json::{Map, Value};
+use tokio::time::Instant;
+
+use crate::wire::OutboundText;
 
 /// One held message.
 #[derive(Debug, Clone, PartialEq)]
@@ -15,13 +17,32 @@ pub struct Held {
     /// When it was accepted; it expires `ttl` later.
     pub accepted_at: Instant,
     /// The message.
-    pub message: Map<String, Value>,
+    pub text: OutboundText,
+}
+
+/// Which bound of the queue a message did not fit in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QueueBound {
+    /// `queue_limit` messages.
+    Messages(usize),
+    /// `queue_bytes` bytes.
+    Bytes(usize),
+}
+
+/// Bounds of one queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bounds {
+    /// Messages at most.
+    pub messages: usize,
+    /// Bytes of message text at most.
+    pub bytes: usize,
 }
 
 /// Held messages of one session, oldest first.
 #[derive(Debug, Default)]
 pub struct OutboundQueue {
     held: VecDeque<Held>,
+    bytes: usize,
     next_seq: u64,
 }
 
@@ -29,6 +50,11 @@ impl OutboundQueue {
     /// Messages held now.
     pub fn len(&self) -> usize {
         self.held.len()
+    }
+
+    /// Bytes of message text held now.
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// True when nothing is held.
@@ -42,39 +68,46 @@ impl OutboundQueue {
         self.next_seq
     }
 
-    /// Hold a message; its 1-based position, or the message back when `limit` is reached.
-    pub fn push(&mut self, held: Held, limit: usize) -> Result<usize, Held> {
-        if self.held.len() >= limit {
-            return Err(held);
+    /// Hold a message; its 1-based position, or the bound it does not fit in.
+    pub fn push(&mut self, held: Held, bounds: Bounds) -> Result<usize, QueueBound> {
+        if self.held.len() >= bounds.messages {
+            return Err(QueueBound::Messages(bounds.messages));
         }
-        self.insert_in_order(held);
-        Ok(self.held.len())
+        if self.bytes + held.text.len() > bounds.bytes {
+            return Err(QueueBound::Bytes(bounds.bytes));
+        }
+        Ok(self.insert_in_order(held) + 1)
     }
 
     /// Take back messages a connection could not write, in acceptance
     /// order among the rest. Returns how many of the oldest had to be
-    /// dropped to stay within `limit`.
-    pub fn restore(&mut self, returned: Vec<Held>, limit: usize) -> u64 {
+    /// dropped to stay within `bounds`.
+    pub fn restore(&mut self, returned: Vec<Held>, bounds: Bounds) -> u64 {
         for held in returned {
             self.insert_in_order(held);
         }
         let mut dropped = 0;
-        while self.held.len() > limit {
-            self.held.pop_front();
+        while self.held.len() > bounds.messages || self.bytes > bounds.bytes {
+            if let Some(oldest) = self.held.pop_front() {
+                self.bytes -= oldest.text.len();
+            }
             dropped += 1;
         }
         dropped
     }
 
-    fn insert_in_order(&mut self, held: Held) {
+    fn insert_in_order(&mut self, held: Held) -> usize {
         let at = self.held.partition_point(|h| h.seq < held.seq);
+        self.bytes += held.text.len();
         self.held.insert(at, held);
+        at
     }
 
     /// Drop what is older than `ttl` at `now`; how many went.
     pub fn expire(&mut self, now: Instant, ttl: Duration) -> u64 {
         let before = self.held.len();
         self.held.retain(|h| now.saturating_duration_since(h.accepted_at) < ttl);
+        self.bytes = self.held.iter().map(|h| h.text.len()).sum();
         (before - self.held.len()) as u64
     }
 
@@ -85,47 +118,94 @@ impl OutboundQueue {
 
     /// Everything, oldest first, leaving the queue empty.
     pub fn drain(&mut self) -> Vec<Held> {
+        self.bytes = 0;
         self.held.drain(..).collect()
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
+    const ROOMY: Bounds = Bounds {
+        messages: 10,
+        bytes: 1 << 20,
+    };
+
     fn held(queue: &mut OutboundQueue, at: Instant, n: i64) -> Held {
-        let mut message = Map::new();
-        message.insert("n".into(), n.into());
+        let Ok(serde_json::Value::Object(message)) = serde_json::from_value(json!({ "n": n })) else {
+            unreachable!()
+        };
         Held {
             seq: queue.next_seq(),
             accepted_at: at,
-            message,
+            text: OutboundText::from_object(&message),
         }
     }
 
     fn numbers(queue: &mut OutboundQueue) -> Vec<i64> {
-        queue.drain().iter().map(|h| h.message["n"].as_i64().unwrap()).collect()
+        let texts: Vec<_> = queue.drain().into_iter().map(|h| h.text).collect();
+        texts
+            .iter()
+            .map(|t| {
+                serde_json::from_str::<serde_json::Value>(t.json()).unwrap()["n"]
+                    .as_i64()
+                    .unwrap()
+            })
+            .collect()
     }
 
     #[test]
     fn keeps_acceptance_order_when_messages_come_back() {
         let now = Instant::now();
         let mut q = OutboundQueue::default();
-        let (a, b, c) = (held(&mut q, now, 1), held(&mut q, now, 2), held(&mut q, now, 3));
-        assert_eq!(q.push(c, 10), Ok(1));
-        assert_eq!(q.restore(vec![a, b], 10), 0);
-        assert_eq!(numbers(&mut q), vec![1, 2, 3]);
+        let (a, b, c, d) = (
+            held(&mut q, now, 1),
+            held(&mut q, now, 2),
+            held(&mut q, now, 3),
+            held(&mut q, now, 4),
+        );
+        assert_eq!(q.push(c, ROOMY), Ok(1));
+        assert_eq!(q.push(d, ROOMY), Ok(2));
+        assert_eq!(q.restore(vec![b, a], ROOMY), 0);
+        assert_eq!(q.bytes(), 4 * r#"{"n":1}"#.len());
+        assert_eq!(numbers(&mut q), vec![1, 2, 3, 4]);
+        assert_eq!(q.bytes(), 0);
     }
 
     #[test]
-    fn bounded_by_limit() {
+    fn bounded_by_count() {
         let now = Instant::now();
         let mut q = OutboundQueue::default();
         let (a, b, c) = (held(&mut q, now, 1), held(&mut q, now, 2), held(&mut q, now, 3));
-        assert_eq!(q.push(a, 2), Ok(1));
-        assert_eq!(q.push(b, 2), Ok(2));
-        assert!(q.push(c.clone(), 2).is_err());
-        assert_eq!(q.restore(vec![c], 2), 1, "the oldest gives way");
+        let two = Bounds {
+            messages: 2,
+            bytes: 1 << 20,
+        };
+        assert_eq!(q.push(a, two), Ok(1));
+        assert_eq!(q.push(b, two), Ok(2));
+        assert_eq!(q.push(c.clone(), two), Err(QueueBound::Messages(2)));
+        assert_eq!(q.restore(vec![c], two), 1, "the oldest gives way");
+        assert_eq!(numbers(&mut q), vec![2, 3]);
+    }
+
+    #[test]
+    fn bounded_by_bytes() {
+        let now = Instant::now();
+        let mut q = OutboundQueue::default();
+        let one = r#"{"n":1}"#.len();
+        let tight = Bounds {
+            messages: 100,
+            bytes: 2 * one,
+        };
+        let (a, b, c) = (held(&mut q, now, 1), held(&mut q, now, 2), held(&mut q, now, 3));
+        assert_eq!(q.push(a, tight), Ok(1));
+        assert_eq!(q.push(b, tight), Ok(2));
+        assert_eq!(q.push(c.clone(), tight), Err(QueueBound::Bytes(2 * one)));
+        assert_eq!(q.restore(vec![c], tight), 1);
+        assert_eq!(q.bytes(), 2 * one);
         assert_eq!(numbers(&mut q), vec![2, 3]);
     }
 
@@ -136,10 +216,15 @@ mod tests {
         let mut q = OutboundQueue::default();
         let old = held(&mut q, start, 1);
         let young = held(&mut q, start + Duration::from_secs(20), 2);
-        q.push(old, 10).unwrap();
-        q.push(young, 10).unwrap();
+        q.push(old, ROOMY).unwrap();
+        q.push(young, ROOMY).unwrap();
         assert_eq!(q.next_expiry(ttl), Some(start + ttl));
-        assert_eq!(q.expire(start + Duration::from_secs(31), ttl), 1);
+        assert_eq!(
+            q.expire(start + Duration::from_secs(30) - Duration::from_millis(1), ttl),
+            0
+        );
+        assert_eq!(q.expire(start + Duration::from_secs(30), ttl), 1);
+        assert_eq!(q.bytes(), r#"{"n":2}"#.len());
         assert_eq!(numbers(&mut q), vec![2]);
     }
 }
