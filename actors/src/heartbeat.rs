@@ -134,3 +134,138 @@ impl Drop for Heartbeat {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The heartbeat at its real default timings (15 s + 10 s), under
+    //! tokio's paused clock: minutes of silence take milliseconds.
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    use super::*;
+
+    const INTERVAL: Duration = Duration::from_secs(15);
+    const TIMEOUT: Duration = Duration::from_secs(10);
+
+    #[derive(Default)]
+    struct Seen {
+        pings: Vec<Duration>,
+        dead: Vec<(Duration, Duration)>,
+    }
+
+    /// Stands in for the Connection: notes when it is asked for a Ping or told the peer is dead.
+    struct FakeConnection {
+        start: Instant,
+        seen: Rc<RefCell<Seen>>,
+    }
+
+    impl Actor for FakeConnection {
+        type Context = Context<Self>;
+    }
+
+    impl Handler<SendPing> for FakeConnection {
+        type Result = ();
+        fn handle(&mut self, _: SendPing, _: &mut Context<Self>) {
+            self.seen.borrow_mut().pings.push(self.start.elapsed());
+        }
+    }
+
+    impl Handler<PeerDead> for FakeConnection {
+        type Result = ();
+        fn handle(&mut self, msg: PeerDead, _: &mut Context<Self>) {
+            self.seen.borrow_mut().dead.push((self.start.elapsed(), msg.silent_for));
+        }
+    }
+
+    impl Handler<HeartbeatEnded> for FakeConnection {
+        type Result = ();
+        fn handle(&mut self, _: HeartbeatEnded, _: &mut Context<Self>) {}
+    }
+
+    fn start() -> (Addr<Heartbeat>, Rc<RefCell<Seen>>) {
+        tokio::time::pause();
+        let seen = Rc::new(RefCell::new(Seen::default()));
+        let conn = FakeConnection {
+            start: Instant::now(),
+            seen: seen.clone(),
+        }
+        .start();
+        let peer = HeartbeatPeer {
+            ping: conn.clone().recipient(),
+            dead: conn.clone().recipient(),
+            ended: conn.recipient(),
+        };
+        (Heartbeat::new(peer, INTERVAL, TIMEOUT).start(), seen)
+    }
+
+    async fn sleep(d: Duration) {
+        tokio::time::sleep(d).await;
+    }
+
+    fn secs(s: f64) -> Duration {
+        Duration::from_secs_f64(s)
+    }
+
+    fn near(got: Duration, want: Duration) -> bool {
+        got >= want && got <= want + Duration::from_millis(5)
+    }
+
+    #[actix_rt::test]
+    async fn silence_pings_after_the_interval_and_is_dead_only_after_the_timeout() {
+        let (_heartbeat, seen) = start();
+        sleep(secs(14.9)).await;
+        assert!(seen.borrow().pings.is_empty(), "no Ping before ping_interval of silence");
+        sleep(secs(9.95)).await;
+        {
+            let seen = seen.borrow();
+            assert_eq!(seen.pings.len(), 1);
+            assert!(near(seen.pings[0], INTERVAL), "Ping at {:?}", seen.pings[0]);
+            assert!(seen.dead.is_empty(), "dead before ping_interval + ping_timeout");
+        }
+        sleep(secs(1.0)).await;
+        let seen = seen.borrow();
+        assert_eq!(seen.dead.len(), 1);
+        let (at, silent_for) = seen.dead[0];
+        assert!(near(at, INTERVAL + TIMEOUT), "dead at {at:?}");
+        assert!(near(silent_for, INTERVAL + TIMEOUT), "silent for {silent_for:?}");
+    }
+
+    #[actix_rt::test]
+    async fn a_busy_line_is_never_pinged() {
+        let (heartbeat, seen) = start();
+        for _ in 0..24 {
+            sleep(secs(5.0)).await;
+            heartbeat.do_send(FrameArrived);
+        }
+        sleep(secs(14.0)).await;
+        let seen = seen.borrow();
+        assert!(seen.pings.is_empty(), "pinged a busy line at {:?}", seen.pings);
+        assert!(seen.dead.is_empty());
+    }
+
+    #[actix_rt::test]
+    async fn a_late_answer_within_the_timeout_keeps_the_line_alive() {
+        let (heartbeat, seen) = start();
+        sleep(secs(15.0 + 9.9)).await;
+        assert_eq!(seen.borrow().pings.len(), 1);
+        // The Pong comes 9.9 s after the Ping: slow, not dead.
+        heartbeat.do_send(FrameArrived);
+        sleep(secs(14.8)).await;
+        assert_eq!(seen.borrow().pings.len(), 1, "next Ping waits a full interval after the Pong");
+        sleep(secs(0.3)).await;
+        let seen = seen.borrow();
+        assert_eq!(seen.pings.len(), 2);
+        assert!(near(seen.pings[1], secs(15.0 + 9.9 + 15.0)), "second Ping at {:?}", seen.pings[1]);
+        assert!(seen.dead.is_empty(), "{:?}", seen.dead);
+    }
+
+    #[actix_rt::test]
+    async fn stopping_on_request_is_quiet() {
+        let (heartbeat, seen) = start();
+        heartbeat.do_send(StopHeartbeat);
+        sleep(secs(60.0)).await;
+        let seen = seen.borrow();
+        assert!(seen.pings.is_empty() && seen.dead.is_empty());
+        assert!(!heartbeat.connected(), "stopped");
+    }
+}
