@@ -214,7 +214,10 @@ mod tests {
     async fn silence_pings_after_the_interval_and_is_dead_only_after_the_timeout() {
         let (_heartbeat, seen) = start();
         sleep(secs(14.9)).await;
-        assert!(seen.borrow().pings.is_empty(), "no Ping before ping_interval of silence");
+        assert!(
+            seen.borrow().pings.is_empty(),
+            "no Ping before ping_interval of silence"
+        );
         sleep(secs(9.95)).await;
         {
             let seen = seen.borrow();
@@ -251,11 +254,19 @@ mod tests {
         // The Pong comes 9.9 s after the Ping: slow, not dead.
         heartbeat.do_send(FrameArrived);
         sleep(secs(14.8)).await;
-        assert_eq!(seen.borrow().pings.len(), 1, "next Ping waits a full interval after the Pong");
+        assert_eq!(
+            seen.borrow().pings.len(),
+            1,
+            "next Ping waits a full interval after the Pong"
+        );
         sleep(secs(0.3)).await;
         let seen = seen.borrow();
         assert_eq!(seen.pings.len(), 2);
-        assert!(near(seen.pings[1], secs(15.0 + 9.9 + 15.0)), "second Ping at {:?}", seen.pings[1]);
+        assert!(
+            near(seen.pings[1], secs(15.0 + 9.9 + 15.0)),
+            "second Ping at {:?}",
+            seen.pings[1]
+        );
         assert!(seen.dead.is_empty(), "{:?}", seen.dead);
     }
 

@@ -130,6 +130,23 @@ impl Watcher {
         Some(shared.event.clone())
     }
 
+    /// Take every event for `span`, noting the states (see `history`).
+    pub async fn record_for(&mut self, span: Duration) {
+        let deadline = Instant::now() + span;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match actix_rt::time::timeout(left, self.rx.recv()).await {
+                Ok(Some(shared)) => {
+                    if let Event::State(update) = &shared.event {
+                        self.seen.push(update.clone());
+                    }
+                }
+                Ok(None) => panic!("monitor went away"),
+                Err(_) => return,
+            }
+        }
+    }
+
     /// Assert that no state event arrives within `quiet`.
     pub async fn assert_no_state_change(&mut self, quiet: Duration) {
         let deadline = Instant::now() + quiet;

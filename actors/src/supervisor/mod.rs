@@ -157,7 +157,8 @@ impl Supervisor {
         let plan = ConnectPlan {
             known: slot.discovered.clone(),
             refresh,
-            prefer_discovered_token: slot.prefer_discovered_token,
+            // A refresh after a refusal is there to try the OTA token.
+            prefer_discovered_token: slot.prefer_discovered_token || purpose == Purpose::TokenRefresh,
         };
         let conn = Connection::new(
             slot.settings.clone(),

@@ -1,0 +1,248 @@
+//! What the field does to a session, on the real actor tree against real
+//! loopback servers (issue 11): a server with authentication off and an OTA
+//! endpoint that hands out an empty token, outages far longer than the
+//! reconnect burst, a configured token the server stops taking, a token
+//! file caught while it is rewritten, reconnects with messages flowing, and
+//! a session removed and added back while its old connection still closes.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use support::ota::OtaEndpoint;
+use support::{settings, Watcher};
+use wsvisor_actors::events::{DropReason, Event};
+use wsvisor_actors::loss::Cause;
+use wsvisor_actors::messages::{AddSession, GetSession, RemoveSession, SendOutcome, SendText};
+use wsvisor_actors::settings::{Credential, OtaSettings, SessionSettings};
+use wsvisor_actors::state::SessionState;
+use wsvisor_actors::{start_tree, Tree};
+use wsvisor_loopback::{Fault, Server, ServerOptions};
+
+const LIMIT: Duration = Duration::from_secs(5);
+
+async fn start(session: SessionSettings) -> (Tree, Watcher) {
+    let tree = start_tree(Default::default());
+    let watcher = Watcher::subscribe(&tree).await;
+    tree.supervisor.send(AddSession(session)).await.unwrap().unwrap();
+    (tree, watcher)
+}
+
+fn ota_session(ota: &OtaEndpoint) -> SessionSettings {
+    let mut session = settings("kitchen", "unused");
+    session.url = None;
+    session.credential = None;
+    session.ota = Some(OtaSettings { url: ota.url() });
+    session
+}
+
+fn listen_detect(n: usize) -> serde_json::Map<String, serde_json::Value> {
+    let serde_json::Value::Object(map) = json!({"type": "listen", "state": "detect", "text": format!("m{n}")}) else {
+        unreachable!()
+    };
+    map
+}
+
+#[actix_rt::test]
+async fn an_empty_ota_token_connects_without_authorization_as_the_firmware_does() {
+    // xiaozhi-esp32-server with its default `auth.enabled: false`.
+    let server = Server::start(ServerOptions::default()).unwrap();
+    let ota = OtaEndpoint::start(json!({"websocket": {"url": server.url(), "token": ""}}));
+    let (tree, mut watcher) = start(ota_session(&ota)).await;
+    watcher.wait_state(SessionState::Ready, LIMIT).await;
+    let headers = server.last_headers().unwrap();
+    assert_eq!(headers.authorization, None, "no Authorization header at all");
+    let summary = tree.monitor.send(GetSession("kitchen".into())).await.unwrap().unwrap();
+    assert!(summary.last_close.is_none(), "ready at the first attempt");
+    // A missing token field is the same.
+    ota.set_answer(json!({"websocket": {"url": server.url()}}));
+    server.inject(Fault::Close(1000, String::new()));
+    watcher.wait_state(SessionState::Ready, LIMIT).await;
+    assert_eq!(server.last_headers().unwrap().authorization, None);
+}
+
+#[actix_rt::test]
+async fn recovery_after_an_outage_of_any_length_takes_about_one_revive_after() {
+    let server = Server::start(ServerOptions::default()).unwrap();
+    let mut session = settings("kitchen", &server.url());
+    let revive = Duration::from_millis(200);
+    session.reconnect.max_attempts = 3;
+    session.reconnect.revive_after = Some(revive);
+    let jitter = session.reconnect.jitter;
+    let (_tree, mut watcher) = start(session).await;
+    watcher.wait_state(SessionState::Ready, LIMIT).await;
+
+    server.stop_listening();
+    server.inject(Fault::Reset);
+    let outage_started = Instant::now();
+    watcher.wait_state(SessionState::Failed, LIMIT).await;
+    let outage = revive * 5;
+    let attempts_before = count_connecting(&watcher);
+    watcher
+        .record_for(outage.saturating_sub(outage_started.elapsed()))
+        .await;
+    let probes = count_connecting(&watcher) - attempts_before;
+    // One probe per revive_after·(1 ± jitter/2): 150 to 250 ms apart.
+    let (fewest, most) = (
+        (outage.as_secs_f64() / (revive.as_secs_f64() * (1.0 + jitter / 2.0))) as usize,
+        (outage.as_secs_f64() / (revive.as_secs_f64() * (1.0 - jitter / 2.0))) as usize + 1,
+    );
+    assert!(
+        probes + 1 >= fewest && probes <= most,
+        "{probes} probes in a {outage:?} outage (expected {fewest}..={most}); {:?}",
+        watcher.history()
+    );
+
+    server.start_listening().unwrap();
+    let back = Instant::now();
+    let (_, ready_at) = watcher.wait_state(SessionState::Ready, LIMIT).await;
+    let took = ready_at.duration_since(back);
+    let bound = revive.mul_f64(1.0 + jitter / 2.0) + Duration::from_millis(100);
+    assert!(
+        took <= bound,
+        "ready {took:?} after the server came back (bound {bound:?})"
+    );
+}
+
+fn count_connecting(watcher: &Watcher) -> usize {
+    watcher.history().iter().filter(|h| h.as_str() == "connecting").count()
+}
+
+#[actix_rt::test]
+async fn a_refused_configured_token_is_replaced_by_the_ota_one() {
+    let server = Server::start(ServerOptions {
+        expected_token: Some("fresh".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    let ota = OtaEndpoint::start(json!({"websocket": {"url": server.url(), "token": "fresh"}}));
+    let mut session = settings("kitchen", &server.url());
+    session.credential = Some(Credential::Token("stale".into()));
+    session.ota = Some(OtaSettings { url: ota.url() });
+    let (tree, mut watcher) = start(session).await;
+    watcher.wait_state(SessionState::Ready, LIMIT).await;
+    assert_eq!(
+        server.last_headers().unwrap().authorization.as_deref(),
+        Some("Bearer fresh")
+    );
+    // It stays with the token that works across later reconnects.
+    server.inject(Fault::Close(1000, String::new()));
+    watcher.wait_state(SessionState::Ready, LIMIT).await;
+    assert_eq!(
+        server.last_headers().unwrap().authorization.as_deref(),
+        Some("Bearer fresh")
+    );
+    let summary = tree.monitor.send(GetSession("kitchen".into())).await.unwrap().unwrap();
+    assert_eq!(summary.counters.losses_of(Cause::AuthFailed), 0, "a repair, not a loss");
+    assert!(!watcher.history().iter().any(|h| h == "failed"));
+}
+
+#[actix_rt::test]
+async fn a_token_file_emptied_for_a_moment_never_parks_the_session() {
+    let server = Server::start(ServerOptions {
+        expected_token: Some("t1".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kitchen.token");
+    std::fs::write(&path, "t1\n").unwrap();
+    let mut session = settings("kitchen", &server.url());
+    session.credential = Some(Credential::TokenFile(path.clone()));
+    session.reconnect.max_attempts = 2;
+    let (_tree, mut watcher) = start(session).await;
+    watcher.wait_state(SessionState::Ready, LIMIT).await;
+
+    // `echo TOKEN > file` truncates first: the session may look in between.
+    std::fs::write(&path, "").unwrap();
+    server.inject(Fault::Close(1000, String::new()));
+    for _ in 0..3 {
+        let (loss, update, _) = watcher.wait_loss(LIMIT).await;
+        if loss.cause == Cause::CredentialsUnavailable {
+            assert_eq!(update.state, SessionState::Backoff, "retried, never parked");
+        }
+    }
+    std::fs::write(&path, "t1\n").unwrap();
+    watcher.wait_state(SessionState::Ready, LIMIT).await;
+    assert!(
+        !watcher
+            .history()
+            .iter()
+            .any(|h| h.starts_with("failed") || h.contains("auth_failed")),
+        "{:?}",
+        watcher.history()
+    );
+    assert!(watcher.history().iter().any(|h| h.contains("credentials_unavailable")));
+}
+
+#[actix_rt::test]
+async fn no_message_answered_sent_is_reported_stopped_across_reconnects() {
+    let server = Server::start(ServerOptions::default()).unwrap();
+    let mut session = settings("kitchen", &server.url());
+    session.reconnect.initial_delay = Duration::from_millis(2);
+    session.reconnect.max_delay = Duration::from_millis(5);
+    session.reconnect.max_attempts = 1_000_000;
+    let (tree, mut watcher) = start(session).await;
+    watcher.wait_state(SessionState::Ready, LIMIT).await;
+    let cycles = std::env::var("WSVISOR_FIELD_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000);
+    let mut sent = 0;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    for cycle in 0..cycles {
+        assert!(Instant::now() < deadline, "only {cycle} cycles in 120 s");
+        // A close while messages are in flight, every cycle.
+        server.inject(Fault::Close(1000, String::new()));
+        for n in 0..3 {
+            let outcome = tree
+                .supervisor
+                .send(SendText {
+                    session: "kitchen".into(),
+                    message: listen_detect(cycle * 3 + n),
+                })
+                .await
+                .unwrap()
+                .expect("accepted");
+            if outcome == SendOutcome::Sent {
+                sent += 1;
+            }
+        }
+        watcher.wait_state(SessionState::Ready, LIMIT).await;
+    }
+    assert!(sent > 0, "some messages went straight to a ready connection");
+    // Nothing accepted was dropped as if the session had been stopped.
+    while let Some(event) = watcher.next_event(Duration::from_millis(200)).await {
+        if let Event::Dropped { why, count, .. } = event {
+            assert_ne!(why, DropReason::SessionStopped, "{count} dropped as session_stopped");
+        }
+    }
+}
+
+#[actix_rt::test]
+async fn removed_and_added_back_while_the_old_connection_closes() {
+    let server = Server::start(ServerOptions::default()).unwrap();
+    let session = settings("kitchen", &server.url());
+    let (tree, mut watcher) = start(session.clone()).await;
+    watcher.wait_state(SessionState::Ready, LIMIT).await;
+    // The server stops answering: our Close will never be echoed.
+    server.inject(Fault::Silence);
+    tree.supervisor
+        .send(RemoveSession("kitchen".into()))
+        .await
+        .unwrap()
+        .unwrap();
+    tree.supervisor
+        .send(AddSession(session))
+        .await
+        .unwrap()
+        .expect("adding it back is accepted, not `exists already`");
+    server.inject(Fault::Reset);
+    let (update, _) = watcher
+        .wait_for(LIMIT, |u| u.state == SessionState::Ready && u.session == "kitchen")
+        .await;
+    assert!(update.session_id.is_some());
+    let summary = tree.monitor.send(GetSession("kitchen".into())).await.unwrap();
+    assert_eq!(summary.map(|s| s.state), Some(SessionState::Ready), "present and ready");
+}
