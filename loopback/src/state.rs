@@ -7,6 +7,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use tokio::sync::mpsc;
 
+use crate::mcp::MCP_FIRST_TEST_ID;
 use crate::options::ServerOptions;
 use crate::record::{EventKind, Record};
 use crate::registry::{Control, Registry};
@@ -17,6 +18,7 @@ pub(crate) struct Shared {
     pub(crate) registry: Registry,
     next_conn: AtomicU64,
     next_ping: AtomicU64,
+    next_mcp_id: AtomicU64,
 }
 
 impl Shared {
@@ -27,6 +29,7 @@ impl Shared {
             registry: Registry::default(),
             next_conn: AtomicU64::new(1),
             next_ping: AtomicU64::new(1),
+            next_mcp_id: AtomicU64::new(MCP_FIRST_TEST_ID),
         }
     }
 
@@ -43,10 +46,16 @@ impl Shared {
         self.next_conn.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Payload of the next server-initiated Ping; one sequence server-wide so
-    /// every recorded Pong can be traced to exactly one Ping.
-    pub(crate) fn next_ping_payload(&self) -> Vec<u8> {
-        self.next_ping.fetch_add(1, Ordering::Relaxed).to_string().into_bytes()
+    /// Number of the next server-initiated Ping (its payload, in decimal);
+    /// one sequence server-wide so every recorded Pong can be traced to
+    /// exactly one Ping.
+    pub(crate) fn next_ping_number(&self) -> u64 {
+        self.next_ping.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Id of the next MCP request a test sends; unique server-wide.
+    pub(crate) fn next_mcp_id(&self) -> u64 {
+        self.next_mcp_id.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Makes a connection reachable by faults and counted as open.
