@@ -123,7 +123,7 @@ impl Session {
                     self.lost("flush before a flood failed".to_owned());
                     return Flow::End;
                 }
-                self.hostile = Hostile::for_fault(&fault);
+                self.hostile = Hostile::for_fault(&fault).map(Box::new);
                 ack.applied();
                 Flow::Continue
             }

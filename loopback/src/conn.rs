@@ -99,17 +99,18 @@ pub(crate) struct Session {
     pub(crate) silent: bool,
     /// Cleared for good by [`crate::Fault::StopReading`].
     pub(crate) reading: bool,
-    pub(crate) hostile: Option<Hostile>,
+    /// Boxed: rare, and every connection would pay for it inline.
+    pub(crate) hostile: Option<Box<Hostile>>,
     /// [`Mode::TextBeforeHello`]: the hello waits for the flood.
     pub(crate) hello_held: bool,
     pub(crate) hello_wanted: bool,
     pub(crate) client_hello: Option<Value>,
     /// Number of the oldest server Ping not yet answered.
     pub(crate) unanswered_ping: Option<u64>,
-    pub(crate) answer: Option<AnswerRun>,
+    pub(crate) answer: Option<Box<AnswerRun>>,
     pub(crate) mcp: McpConn,
     pub(crate) timers: Timers,
-    pub(crate) settings: ServerOptions,
+    pub(crate) settings: Arc<ServerOptions>,
     controls: mpsc::UnboundedReceiver<Control>,
     controls_open: bool,
 }
@@ -181,7 +182,7 @@ impl Session {
         self.timers.idle = self.settings.idle_close.map(|after| now + after);
         self.timers.ping = self.settings.ping_interval.map(|every| now + every);
         if let Mode::TextBeforeHello { text, count } = &self.settings.mode {
-            self.hostile = Some(Hostile::text_flood(text, *count));
+            self.hostile = Some(Box::new(Hostile::text_flood(text, *count)));
             self.hello_held = true;
         }
         loop {
@@ -212,7 +213,7 @@ impl Session {
     async fn next_step(&mut self) -> Step {
         let live = !self.silent;
         let deadline = if live { self.timers.earliest() } else { None };
-        let read_ok = live && self.reading && self.hostile.as_ref().map_or(true, Hostile::reading_allowed);
+        let read_ok = live && self.reading && self.hostile.as_ref().map_or(true, |h| h.reading_allowed());
         let write_ok = live && self.hostile.is_some();
         // Disjoint borrows: the select's futures live side by side.
         let Session {
@@ -359,7 +360,7 @@ impl Session {
 /// that starts a frame, so frames never interleave.
 fn poll_io(
     ws: &mut Ws,
-    hostile: &mut Option<Hostile>,
+    hostile: &mut Option<Box<Hostile>>,
     read_ok: bool,
     write_ok: bool,
     cx: &mut Context<'_>,

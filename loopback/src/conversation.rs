@@ -190,12 +190,12 @@ impl Session {
             kind: planned.kind,
             text: text.to_owned(),
         });
-        self.answer = Some(AnswerRun {
+        self.answer = Some(Box::new(AnswerRun {
             kind: planned.kind,
             steps: planned.steps,
             step_delay: planned.step_delay,
             cut: planned.cut,
-        });
+        }));
         self.play_answer_step().await
     }
 

@@ -185,7 +185,7 @@ impl Server {
 
     /// A copy of the options new connections get.
     pub fn options(&self) -> ServerOptions {
-        self.shared.settings()
+        (*self.shared.settings()).clone()
     }
 
     /// Changes any option for connections accepted from now on, e.g.
@@ -201,7 +201,7 @@ impl Server {
 
     /// The mode new connections get.
     pub fn mode(&self) -> Mode {
-        self.shared.settings().mode
+        self.shared.settings().mode.clone()
     }
 
     /// Sets the idle-close delay of connections accepted from now on.

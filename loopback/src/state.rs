@@ -3,7 +3,7 @@
 //! of live connections.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::mpsc;
 
@@ -13,7 +13,9 @@ use crate::record::{EventKind, Record};
 use crate::registry::{Control, Registry};
 
 pub(crate) struct Shared {
-    settings: Mutex<ServerOptions>,
+    /// Shared by every connection accepted under them: one copy, however
+    /// many connections.
+    settings: Mutex<Arc<ServerOptions>>,
     pub(crate) record: Record,
     pub(crate) registry: Registry,
     next_conn: AtomicU64,
@@ -24,7 +26,7 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn new(options: ServerOptions) -> Self {
         Shared {
-            settings: Mutex::new(options),
+            settings: Mutex::new(Arc::new(options)),
             record: Record::default(),
             registry: Registry::default(),
             next_conn: AtomicU64::new(1),
@@ -33,13 +35,15 @@ impl Shared {
         }
     }
 
-    /// A copy of the settings, taken once per accepted connection.
-    pub(crate) fn settings(&self) -> ServerOptions {
+    /// The settings, taken once per accepted connection.
+    pub(crate) fn settings(&self) -> Arc<ServerOptions> {
         self.lock_settings().clone()
     }
 
+    /// Changes the settings for connections accepted from now on; the live
+    /// ones keep the copy they took.
     pub(crate) fn update_settings(&self, f: impl FnOnce(&mut ServerOptions)) {
-        f(&mut self.lock_settings());
+        f(Arc::make_mut(&mut self.lock_settings()));
     }
 
     pub(crate) fn next_conn(&self) -> u64 {
@@ -78,7 +82,7 @@ impl Shared {
         self.record.event(conn, device_id, kind);
     }
 
-    fn lock_settings(&self) -> MutexGuard<'_, ServerOptions> {
+    fn lock_settings(&self) -> MutexGuard<'_, Arc<ServerOptions>> {
         self.settings.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
