@@ -1,40 +1,35 @@
-//! The task that serves one connection: upgrade, authentication, the xiaozhi
-//! conversation (hello, app-level ping, listen/detect), the idle-close
-//! deadline, server pings, and the controls (faults) sent by the `Server`
-//! handle. One task per connection and no timers unless configured, so ten
-//! thousand idle connections cost little.
+//! The task that serves one connection: after the upgrade and the admission
+//! checks, one loop that waits for the next thing to do (a control from the
+//! `Server` handle, a client message, a raw hostile write, or the earliest
+//! timer) and dispatches it. What the client says is handled in
+//! `conversation.rs`, faults in `apply.rs`, writing and closing in
+//! `wire.rs`. One task per connection and no timer armed unless
+//! configured, so ten thousand idle connections cost little.
 
-use std::future::pending;
+use std::future::{pending, poll_fn};
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::task::{Context, Poll};
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{Sink, StreamExt};
 use log::debug;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use serde_json::Value;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use tokio::time::{interval_at, sleep, Instant as TokioInstant, Interval, MissedTickBehavior};
+use tokio::time::{sleep_until, Instant as TokioInstant};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use crate::handshake::{self, bearer_token, Ws};
+use crate::auth::{self, AUTH_FAILED_TEXT, NO_DEVICE_ID_TEXT};
+use crate::conversation::AnswerRun;
+use crate::handshake::{self, Ws};
+use crate::hostile::{self, Hostile};
+use crate::mcp::McpConn;
 use crate::options::{Mode, ServerOptions};
-use crate::protocol::{self, Incoming, AUTH_FAILED_TEXT};
-use crate::record::{push_bounded, EventKind, ReceivedText};
+use crate::record::EventKind;
 use crate::registry::{Ack, Control};
 use crate::state::Shared;
-
-/// A client that stops reading must not stall a task (and the control call
-/// waiting on it) forever.
-pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// How long a closing connection waits for the peer's part of the closing
-/// handshake before the socket is dropped anyway.
-const CLOSE_GRACE: Duration = Duration::from_secs(3);
-
-/// Stands in for "no deadline" on timers whose branch is disabled anyway.
-const NEVER: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// What the loop does after handling one step.
 pub(crate) enum Flow {
@@ -44,24 +39,49 @@ pub(crate) enum Flow {
     EndThenAck(Ack),
 }
 
+/// What woke the loop.
 enum Step {
     Control(Control),
     ControlsClosed,
     Read(Option<Result<Message, WsError>>),
-    Idle,
-    Hello,
-    Ping,
+    /// A hostile plan wrote some bytes.
+    Wrote,
+    /// A hostile plan is over.
+    FloodDone,
+    WriteFailed(String),
+    Timer,
+    /// Nothing can ever happen again (silent, and the handle is gone).
+    Stuck,
 }
 
-/// What reading one client message asks of the loop's timers.
-enum Reaction {
-    /// Nothing that counts as client activity.
-    Quiet,
-    /// A text or binary message: the idle deadline moves.
-    Active,
-    /// Activity, and the (late) hello is due after this delay.
-    HelloIn(Duration),
-    End,
+/// Deadlines of the connection's timers; the loop sleeps until the earliest.
+#[derive(Default)]
+pub(crate) struct Timers {
+    pub(crate) idle: Option<TokioInstant>,
+    pub(crate) hello: Option<TokioInstant>,
+    pub(crate) ping: Option<TokioInstant>,
+    pub(crate) pong: Option<TokioInstant>,
+    pub(crate) answer: Option<TokioInstant>,
+    pub(crate) mcp_list: Option<TokioInstant>,
+}
+
+impl Timers {
+    fn earliest(&self) -> Option<TokioInstant> {
+        [self.idle, self.hello, self.ping, self.pong, self.answer, self.mcp_list]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+}
+
+/// Whether a deadline has passed; clears it if so.
+fn due(deadline: &mut Option<TokioInstant>, now: TokioInstant) -> bool {
+    if deadline.is_some_and(|d| d <= now) {
+        *deadline = None;
+        true
+    } else {
+        false
+    }
 }
 
 /// One upgraded connection.
@@ -70,10 +90,29 @@ pub(crate) struct Session {
     pub(crate) conn: u64,
     pub(crate) device_id: String,
     pub(crate) ws: Ws,
+    /// The session id given in the hello (`None` before it).
     pub(crate) session_id: Option<String>,
+    /// The id the hello will carry. The real server makes it when the
+    /// connection opens and puts it in every message, hello or not.
+    pub(crate) own_session_id: String,
+    /// [`crate::Fault::Silence`]: no reads, no writes, no timers.
     pub(crate) silent: bool,
+    /// Cleared for good by [`crate::Fault::StopReading`].
+    pub(crate) reading: bool,
+    /// Boxed: rare, and every connection would pay for it inline.
+    pub(crate) hostile: Option<Box<Hostile>>,
+    /// [`Mode::TextBeforeHello`]: the hello waits for the flood.
+    pub(crate) hello_held: bool,
+    pub(crate) hello_wanted: bool,
+    pub(crate) client_hello: Option<Value>,
+    /// Number of the oldest server Ping not yet answered.
+    pub(crate) unanswered_ping: Option<u64>,
+    pub(crate) answer: Option<Box<AnswerRun>>,
+    pub(crate) mcp: McpConn,
+    pub(crate) timers: Timers,
+    pub(crate) settings: Arc<ServerOptions>,
     controls: mpsc::UnboundedReceiver<Control>,
-    settings: ServerOptions,
+    controls_open: bool,
 }
 
 pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, conn: u64) {
@@ -81,27 +120,41 @@ pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAd
     // disturbs live connections.
     let settings = shared.settings();
     let _ = stream.set_nodelay(true);
-    let Some(up) = handshake::upgrade(&shared, stream, conn, &settings.mode).await else {
+    let Some(up) = handshake::upgrade(&shared, stream, conn, &settings).await else {
         return;
     };
     debug!("loopback: conn {conn} from {peer} upgraded");
-    let rejected = settings.mode == Mode::AuthFail
-        || settings
-            .expected_token
-            .as_deref()
-            .is_some_and(|expected| bearer_token(up.headers.authorization.as_deref()) != Some(expected));
+    let nameless = settings.require_device_id && up.headers.device_id.is_none();
+    let rejected = settings.mode == Mode::AuthFail || !auth::accepts(&settings, &up.headers);
+    let own_session_id = settings.session_id.clone().unwrap_or_else(crate::ids::new_uuid);
     let mut session = Session {
         shared: shared.clone(),
         conn,
         device_id: up.headers.device_id.clone().unwrap_or_default(),
         ws: up.ws,
         session_id: None,
+        own_session_id,
         silent: false,
-        controls: up.controls,
+        reading: true,
+        hostile: None,
+        hello_held: false,
+        hello_wanted: false,
+        client_hello: None,
+        unanswered_ping: None,
+        answer: None,
+        mcp: McpConn::default(),
+        timers: Timers::default(),
         settings,
+        controls: up.controls,
+        controls_open: true,
     };
-    let pending_ack = if rejected {
-        session.reject_auth().await;
+    // The real server checks the device first, then the token; both after
+    // the upgrade, both answered with a text and Close 1000.
+    let pending_ack = if nameless {
+        session.refuse(EventKind::NoDeviceId, NO_DEVICE_ID_TEXT).await;
+        None
+    } else if rejected {
+        session.refuse(EventKind::AuthFailed, AUTH_FAILED_TEXT).await;
         None
     } else {
         session.run().await
@@ -114,97 +167,40 @@ pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAd
 }
 
 impl Session {
-    async fn reject_auth(&mut self) {
+    async fn refuse(&mut self, why: EventKind, text: &str) {
         self.retire();
-        self.event(EventKind::AuthFailed);
-        if self.send(Message::Text(AUTH_FAILED_TEXT.to_owned())).await {
-            let frame = CloseFrame {
-                code: 1000.into(),
-                reason: "".into(),
-            };
-            self.close_with(Some(frame), None).await;
+        self.event(why);
+        if self.send(Message::Text(text.to_owned())).await {
+            self.close_with(Some(close_frame(1000, "")), None).await;
         }
     }
 
     /// The main loop; returns an acknowledgement still owed once the socket
     /// is gone.
     async fn run(&mut self) -> Option<Ack> {
-        let idle_close = self.settings.idle_close;
-        let idle = sleep(idle_close.unwrap_or(NEVER));
-        tokio::pin!(idle);
-        let hello = sleep(NEVER);
-        tokio::pin!(hello);
-        let mut hello_pending = false;
-        let mut pinger = self.settings.ping_interval.map(|every| {
-            let mut interval = interval_at(TokioInstant::now() + every, every);
-            interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
-            interval
-        });
-        let mut controls_open = true;
+        let now = TokioInstant::now();
+        self.timers.idle = self.settings.idle_close.map(|after| now + after);
+        self.timers.ping = self.settings.ping_interval.map(|every| now + every);
+        if let Mode::TextBeforeHello { text, count } = &self.settings.mode {
+            self.hostile = Some(Box::new(Hostile::text_flood(text, *count)));
+            self.hello_held = true;
+        }
         loop {
-            let live = !self.silent;
-            let step = tokio::select! {
-                // Controls first, so a fault lands promptly even when the
-                // client floods the connection.
-                biased;
-                control = self.controls.recv(), if controls_open => {
-                    control.map_or(Step::ControlsClosed, Step::Control)
-                }
-                msg = self.ws.next(), if live => Step::Read(msg),
-                () = &mut idle, if live && idle_close.is_some() => Step::Idle,
-                () = &mut hello, if live && hello_pending => Step::Hello,
-                () = tick(&mut pinger), if live && pinger.is_some() => Step::Ping,
-                else => return None,
-            };
-            let flow = match step {
-                Step::Control(control) => {
-                    let was_silent = self.silent;
-                    let flow = self.apply(control.fault, control.ack).await;
-                    if was_silent && !self.silent {
-                        // Silence paused the idle clock rather than letting it
-                        // fire the moment the connection wakes up.
-                        if let Some(after) = idle_close {
-                            idle.as_mut().reset(TokioInstant::now() + after);
-                        }
-                    }
-                    flow
-                }
+            let flow = match self.next_step().await {
+                Step::Control(control) => self.on_control(control).await,
                 Step::ControlsClosed => {
-                    controls_open = false;
+                    self.controls_open = false;
                     Flow::Continue
                 }
-                Step::Read(msg) => {
-                    let reaction = self.on_read(msg).await;
-                    if let (Reaction::Active | Reaction::HelloIn(_), Some(after)) = (&reaction, idle_close) {
-                        idle.as_mut().reset(TokioInstant::now() + after);
-                    }
-                    match reaction {
-                        Reaction::End => Flow::End,
-                        Reaction::HelloIn(delay) if !hello_pending => {
-                            hello_pending = true;
-                            hello.as_mut().reset(TokioInstant::now() + delay);
-                            Flow::Continue
-                        }
-                        _ => Flow::Continue,
-                    }
+                Step::Read(msg) => self.on_read(msg).await,
+                Step::Wrote => Flow::Continue,
+                Step::FloodDone => self.on_flood_done().await,
+                Step::WriteFailed(error) => {
+                    self.lost(error);
+                    Flow::End
                 }
-                Step::Idle => {
-                    self.event(EventKind::IdleClosed);
-                    let frame = CloseFrame {
-                        code: 1000.into(),
-                        reason: "".into(),
-                    };
-                    self.close_with(Some(frame), None).await
-                }
-                Step::Hello => {
-                    hello_pending = false;
-                    self.send_hello().await
-                }
-                Step::Ping => {
-                    let payload = self.shared.next_ping_payload();
-                    self.shared.record.update(|s| s.pings_sent += 1);
-                    self.send_flow(Message::Ping(payload)).await
-                }
+                Step::Timer => self.on_timers().await,
+                Step::Stuck => Flow::End,
             };
             match flow {
                 Flow::Continue => {}
@@ -214,195 +210,135 @@ impl Session {
         }
     }
 
-    async fn on_read(&mut self, msg: Option<Result<Message, WsError>>) -> Reaction {
-        let msg = match msg {
-            Some(Ok(msg)) => msg,
-            Some(Err(e)) => {
-                self.lost(e.to_string());
-                return Reaction::End;
+    async fn next_step(&mut self) -> Step {
+        let live = !self.silent;
+        let deadline = if live { self.timers.earliest() } else { None };
+        let read_ok = live && self.reading && self.hostile.as_ref().map_or(true, |h| h.reading_allowed());
+        let write_ok = live && self.hostile.is_some();
+        // Disjoint borrows: the select's futures live side by side.
+        let Session {
+            controls,
+            controls_open,
+            ws,
+            hostile,
+            ..
+        } = self;
+        tokio::select! {
+            // Controls first, so a fault lands promptly even when the
+            // client floods the connection.
+            biased;
+            control = controls.recv(), if *controls_open => {
+                control.map_or(Step::ControlsClosed, Step::Control)
             }
-            None => {
-                self.lost("stream ended".to_owned());
-                return Reaction::End;
-            }
-        };
-        match msg {
-            Message::Text(text) => self.on_text(text).await,
-            Message::Binary(data) => {
-                let len = data.len() as u64;
-                self.shared.record.update(|s| {
-                    s.binary_frames += 1;
-                    s.binary_bytes += len;
-                });
-                Reaction::Active
-            }
-            // tungstenite queued the Pong; the next read of this loop
-            // flushes it before it reads again.
-            Message::Ping(_) => {
-                self.shared.record.update(|s| s.client_pings += 1);
-                Reaction::Quiet
-            }
-            Message::Pong(payload) => {
-                self.shared.record.update(|s| push_bounded(&mut s.pongs, payload));
-                Reaction::Quiet
-            }
-            Message::Close(frame) => {
-                let code = frame.as_ref().map(|f| u16::from(f.code));
-                self.shared.record.update(|s| push_bounded(&mut s.closes, code));
-                self.event(EventKind::ClosedByClient { code });
-                self.retire();
-                // tungstenite queued the echo; send it, then close TCP first
-                // as RFC 6455 asks of a server.
-                let _ = tokio::time::timeout(WRITE_TIMEOUT, self.ws.flush()).await;
-                self.close_tcp().await;
-                Reaction::End
-            }
-            Message::Frame(_) => Reaction::Quiet,
+            // Timers before I/O: a flood that always has bytes to write must
+            // not starve them.
+            () = sleep_until_some(deadline), if deadline.is_some() => Step::Timer,
+            step = poll_fn(|cx| poll_io(ws, hostile, read_ok, write_ok, cx)), if read_ok || write_ok => step,
+            else => Step::Stuck,
         }
     }
 
-    async fn on_text(&mut self, text: String) -> Reaction {
-        let incoming = protocol::classify(&text);
-        if let Incoming::Hello(hello) = incoming {
-            self.shared.record.update(|s| push_bounded(&mut s.client_hellos, hello));
-            self.event(EventKind::HelloReceived);
-            return match self.settings.mode {
-                Mode::NeverHello => Reaction::Active,
-                Mode::LateHello(delay) => Reaction::HelloIn(delay),
-                _ => match self.send_hello().await {
-                    Flow::Continue => Reaction::Active,
-                    _ => Reaction::End,
-                },
-            };
+    async fn on_control(&mut self, control: Control) -> Flow {
+        let was_silent = self.silent;
+        let flow = self.apply(control.action, control.ack).await;
+        if was_silent && !self.silent {
+            // Silence paused the idle clock rather than letting it fire the
+            // moment the connection wakes up.
+            self.note_activity();
         }
-        // Recorded before any reply, so a client that got the reply finds
-        // its message in the record.
-        let received = ReceivedText {
-            device_id: self.device_id.clone(),
-            session_id: self.session_id.clone(),
-            text,
-            at: std::time::Instant::now(),
-        };
-        self.shared.record.update(|s| {
-            s.texts_total += 1;
-            push_bounded(&mut s.texts, received);
-        });
-        let reply = match incoming {
-            Incoming::AppPing => Some(protocol::app_pong()),
-            Incoming::Detect(text) => Some(protocol::stt(&text, self.session_id.as_deref())),
-            _ => None,
-        };
-        if let Some(reply) = reply {
-            if !self.send(Message::Text(reply)).await {
-                return Reaction::End;
-            }
-        }
-        Reaction::Active
+        flow
     }
 
-    async fn send_hello(&mut self) -> Flow {
-        // One id per connection, even if the client says hello again.
-        let session_id = self.session_id.get_or_insert_with(protocol::new_session_id).clone();
-        // Counted before the write so a client holding the hello never sees
-        // a count that lags behind.
-        self.shared.record.update(|s| s.hellos += 1);
-        let hello = protocol::server_hello(&session_id);
-        self.event(EventKind::HelloSent { session_id });
-        self.send_flow(Message::Text(hello)).await
+    async fn on_flood_done(&mut self) -> Flow {
+        self.hostile = None;
+        self.event(EventKind::FloodFinished);
+        if std::mem::take(&mut self.hello_held) && std::mem::take(&mut self.hello_wanted) {
+            return self.send_hello().await;
+        }
+        Flow::Continue
     }
 
-    /// Sends and flushes one message; on failure records the loss.
-    pub(crate) async fn send(&mut self, msg: Message) -> bool {
-        match tokio::time::timeout(WRITE_TIMEOUT, self.ws.send(msg)).await {
-            Ok(Ok(())) => true,
-            Ok(Err(e)) => {
-                self.lost(e.to_string());
-                false
+    async fn on_timers(&mut self) -> Flow {
+        let now = TokioInstant::now();
+        if due(&mut self.timers.pong, now) {
+            return self.ping_timed_out().await;
+        }
+        if due(&mut self.timers.idle, now) {
+            self.event(EventKind::IdleClosed);
+            return self.close_with(Some(close_frame(1000, "")), None).await;
+        }
+        if due(&mut self.timers.hello, now) {
+            if let Flow::End = self.send_hello().await {
+                return Flow::End;
             }
-            Err(_) => {
-                self.lost("write timeout".to_owned());
-                false
+        }
+        if due(&mut self.timers.ping, now) {
+            if let Flow::End = self.send_server_ping(now).await {
+                return Flow::End;
+            }
+        }
+        if due(&mut self.timers.mcp_list, now) {
+            if let Flow::End = self.list_tools_automatically().await {
+                return Flow::End;
+            }
+        }
+        if due(&mut self.timers.answer, now) {
+            return self.play_answer_step().await;
+        }
+        Flow::Continue
+    }
+
+    async fn send_server_ping(&mut self, now: TokioInstant) -> Flow {
+        if let Some(every) = self.settings.ping_interval {
+            self.timers.ping = Some(now + every);
+        }
+        let number = self.shared.next_ping_number();
+        if let (Some(timeout), None) = (self.settings.ping_timeout, self.unanswered_ping) {
+            self.unanswered_ping = Some(number);
+            self.timers.pong = Some(now + timeout);
+        }
+        self.shared.record.update(|s| s.pings_sent += 1);
+        self.send_flow(Message::Ping(number.to_string().into_bytes())).await
+    }
+
+    /// A Pong for the oldest unanswered Ping, or a later one, answers it.
+    pub(crate) fn on_pong(&mut self, payload: &[u8]) {
+        let number = std::str::from_utf8(payload).ok().and_then(|p| p.parse::<u64>().ok());
+        if let (Some(waiting), Some(number)) = (self.unanswered_ping, number) {
+            if number >= waiting {
+                self.unanswered_ping = None;
+                self.timers.pong = None;
             }
         }
     }
 
-    pub(crate) async fn send_flow(&mut self, msg: Message) -> Flow {
-        if self.send(msg).await {
-            Flow::Continue
-        } else {
-            Flow::End
-        }
-    }
-
-    /// Starts a server-side close: Close frame, then the client's echo, then
-    /// the TCP close. `ack` is reported as soon as the frame is on the wire.
-    pub(crate) async fn close_with(&mut self, frame: Option<CloseFrame<'static>>, ack: Option<Ack>) -> Flow {
+    /// python `websockets`: Close 1011 "keepalive ping timeout", and no
+    /// wait for the echo.
+    async fn ping_timed_out(&mut self) -> Flow {
+        self.event(EventKind::PingTimeout);
         self.retire();
-        match tokio::time::timeout(WRITE_TIMEOUT, self.ws.close(frame)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                self.lost(e.to_string());
-                return Flow::End;
-            }
-            Err(_) => {
-                self.lost("write timeout".to_owned());
-                return Flow::End;
-            }
-        }
-        if let Some(ack) = ack {
-            ack.applied();
-        }
-        let echo = tokio::time::timeout(CLOSE_GRACE, async {
-            while let Some(msg) = self.ws.next().await {
-                match msg {
-                    Ok(Message::Close(frame)) => {
-                        let code = frame.as_ref().map(|f| u16::from(f.code));
-                        return Some(code);
-                    }
-                    Ok(_) => {}
-                    Err(_) => break,
-                }
-            }
-            None
-        })
+        let _ = tokio::time::timeout(
+            crate::wire::WRITE_TIMEOUT,
+            futures_util::SinkExt::send(
+                &mut self.ws,
+                Message::Close(Some(close_frame(1011, "keepalive ping timeout"))),
+            ),
+        )
         .await;
-        if let Ok(Some(code)) = echo {
-            self.event(EventKind::CloseEchoed { code });
-        }
         self.close_tcp().await;
         Flow::End
     }
 
-    /// Sends FIN now.
-    pub(crate) async fn shutdown_write(&mut self) {
-        let _ = tokio::time::timeout(WRITE_TIMEOUT, self.ws.get_mut().shutdown()).await;
+    /// Activity as the real server counts it: the idle deadline moves.
+    pub(crate) fn note_activity(&mut self) {
+        if let Some(after) = self.settings.idle_close {
+            self.timers.idle = Some(TokioInstant::now() + after);
+        }
     }
 
-    /// Sends FIN, then reads until the peer closes too, so the final drop
-    /// never finds unread data (which would turn the FIN into a reset).
-    pub(crate) async fn close_tcp(&mut self) {
-        self.shutdown_write().await;
-        self.drain().await;
-    }
-
-    /// Reads and discards until the peer's FIN (bounded).
-    pub(crate) async fn drain(&mut self) {
-        let stream = self.ws.get_mut();
-        let mut sink = [0u8; 1024];
-        let _ = tokio::time::timeout(CLOSE_GRACE, async {
-            while let Ok(n) = stream.read(&mut sink).await {
-                if n == 0 {
-                    break;
-                }
-            }
-        })
-        .await;
-    }
-
-    pub(crate) fn lost(&mut self, error: String) {
-        debug!("loopback: conn {} lost: {error}", self.conn);
-        self.retire();
-        self.event(EventKind::ConnectionLost { error });
+    /// The session id messages carry: the hello's, or the one it will have.
+    pub(crate) fn current_session_id(&self) -> String {
+        self.session_id.clone().unwrap_or_else(|| self.own_session_id.clone())
     }
 
     /// Takes the connection out of the table and fails the controls still
@@ -419,11 +355,50 @@ impl Session {
     }
 }
 
-async fn tick(pinger: &mut Option<Interval>) {
-    match pinger {
-        Some(interval) => {
-            interval.tick().await;
+/// Polls the raw hostile writer (when allowed) and the client (when
+/// allowed). tungstenite's buffered bytes are flushed before any raw write
+/// that starts a frame, so frames never interleave.
+fn poll_io(
+    ws: &mut Ws,
+    hostile: &mut Option<Box<Hostile>>,
+    read_ok: bool,
+    write_ok: bool,
+    cx: &mut Context<'_>,
+) -> Poll<Step> {
+    if let (true, Some(plan)) = (write_ok, hostile.as_mut()) {
+        let clean = plan.mid_frame()
+            || match Pin::new(&mut *ws).poll_flush(cx) {
+                Poll::Ready(Ok(())) => true,
+                Poll::Ready(Err(e)) => return Poll::Ready(Step::WriteFailed(e.to_string())),
+                Poll::Pending => false,
+            };
+        if clean {
+            match plan.poll_step(Pin::new(ws.get_mut()), cx) {
+                Poll::Ready(Ok(hostile::Step::Progress)) => return Poll::Ready(Step::Wrote),
+                Poll::Ready(Ok(hostile::Step::Done)) => return Poll::Ready(Step::FloodDone),
+                Poll::Ready(Err(e)) => return Poll::Ready(Step::WriteFailed(e.to_string())),
+                Poll::Pending => {}
+            }
         }
+    }
+    if read_ok {
+        if let Poll::Ready(msg) = ws.poll_next_unpin(cx) {
+            return Poll::Ready(Step::Read(msg));
+        }
+    }
+    Poll::Pending
+}
+
+async fn sleep_until_some(deadline: Option<TokioInstant>) {
+    match deadline {
+        Some(at) => sleep_until(at).await,
         None => pending().await,
+    }
+}
+
+pub(crate) fn close_frame(code: u16, reason: &str) -> CloseFrame<'static> {
+    CloseFrame {
+        code: code.into(),
+        reason: reason.to_owned().into(),
     }
 }

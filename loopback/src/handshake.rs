@@ -10,9 +10,10 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::StatusCode;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::WebSocketStream;
 
-use crate::options::Mode;
+use crate::options::{Mode, ServerOptions};
 use crate::record::{EventKind, Headers};
 use crate::registry::Control;
 use crate::state::Shared;
@@ -30,7 +31,13 @@ pub(crate) struct Upgraded {
 }
 
 /// Performs the upgrade; `None` when it was refused or failed (recorded).
-pub(crate) async fn upgrade(shared: &Arc<Shared>, stream: TcpStream, conn: u64, mode: &Mode) -> Option<Upgraded> {
+pub(crate) async fn upgrade(
+    shared: &Arc<Shared>,
+    stream: TcpStream,
+    conn: u64,
+    settings: &ServerOptions,
+) -> Option<Upgraded> {
+    let mode = &settings.mode;
     let mut accepted: Option<(Headers, mpsc::UnboundedReceiver<Control>)> = None;
     let mut refused: Option<u16> = None;
     // The error type is tungstenite's `Callback` contract, not ours to shrink.
@@ -49,7 +56,13 @@ pub(crate) async fn upgrade(shared: &Arc<Shared>, stream: TcpStream, conn: u64, 
         accepted = Some((headers, controls));
         Ok(resp)
     };
-    let result = tokio::time::timeout(HANDSHAKE_TIMEOUT, tokio_tungstenite::accept_hdr_async(stream, callback)).await;
+    let mut config = WebSocketConfig::default();
+    if let Some(limit) = settings.max_message_size {
+        config.max_message_size = Some(limit);
+        config.max_frame_size = Some(limit);
+    }
+    let accept = tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config));
+    let result = tokio::time::timeout(HANDSHAKE_TIMEOUT, accept).await;
     let device = accepted.as_ref().and_then(|(h, _)| h.device_id.clone());
     let failure = match result {
         Ok(Ok(ws)) => match accepted {
@@ -124,16 +137,6 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The token of a `Bearer` authorization value (or the whole value).
-pub(crate) fn bearer_token(authorization: Option<&str>) -> Option<&str> {
-    let value = authorization?.trim();
-    let token = value
-        .strip_prefix("Bearer ")
-        .or_else(|| value.strip_prefix("bearer "))
-        .unwrap_or(value);
-    Some(token.trim())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,12 +147,5 @@ mod tests {
         assert_eq!(percent_decode("a+b"), "a b");
         assert_eq!(percent_decode("bad%4"), "bad%4");
         assert_eq!(percent_decode("%"), "%");
-    }
-
-    #[test]
-    fn bearer_tokens() {
-        assert_eq!(bearer_token(Some("Bearer abc")), Some("abc"));
-        assert_eq!(bearer_token(Some("abc")), Some("abc"));
-        assert_eq!(bearer_token(None), None);
     }
 }

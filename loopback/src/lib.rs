@@ -1,5 +1,6 @@
 //! A loopback xiaozhi-compatible WebSocket server with fault injection, for
-//! wsvisor's integration tests, its demo and its benchmarks.
+//! wsvisor's integration tests, its demo and its benchmarks, and its HTTP
+//! sibling [`OtaServer`] (OTA discovery and activation).
 //!
 //! This file owns the public API: [`Server`], its synchronous control and
 //! observation methods, and the server thread's lifecycle. The server runs on
@@ -7,6 +8,22 @@
 //! runtime (actix or tokio) its clients use, and every method may be called
 //! from any thread, async context or not. Control methods return once the
 //! action has been applied.
+//!
+//! What the server does mirrors xiaozhi-esp32-server v0.9.6 where wsvisor's
+//! tests need it; each module says which file of the real server it
+//! follows. [`ServerOptions::default`] keeps the loopback's historical
+//! behaviour; [`ServerOptions::xiaozhi_server`] is the real server's
+//! defaults. In short:
+//! - admission: [`ServerOptions::expected_token`] and its neighbours; a
+//!   refused client is upgraded (101), gets [`AUTH_FAILED_TEXT`] and Close 1000;
+//! - the hello echoes the client's `audio_params`, and is followed by an MCP
+//!   `initialize` when the client announced `features.mcp` ([`McpOptions`]);
+//! - idle close: Close 1000 with an empty reason after
+//!   [`ServerOptions::idle_close`] without activity as the real server counts it;
+//! - typed text is answered per [`TextAnswer`];
+//! - tests drive MCP with [`Server::mcp_call_tool`] and friends and read the
+//!   answers with [`Server::mcp_replies`];
+//! - [`Fault`] covers ordinary failures and a hostile server's attacks.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -21,15 +38,25 @@
 
 #![deny(missing_docs)]
 
+mod answer;
+mod apply;
+mod auth;
+mod clock;
 mod conn;
-mod faults;
+mod conversation;
+mod fault;
 mod handshake;
+mod hostile;
+mod ids;
 mod listener;
+mod mcp;
 mod options;
+mod ota;
 mod protocol;
 mod record;
 mod registry;
 mod state;
+mod wire;
 
 use std::future::Future;
 use std::io;
@@ -38,14 +65,24 @@ use std::sync::{mpsc as std_mpsc, Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
 use tokio::runtime::{Builder, Handle};
 use tokio::sync::oneshot;
 
-pub use options::{Fault, Mode, ServerOptions};
-pub use protocol::AUTH_FAILED_TEXT;
-pub use record::{EventKind, Headers, ReceivedText, ServerEvent, HISTORY_LIMIT};
+pub use answer::{AnswerCut, AnswerKind, AnswerScript, CutAction, Emotion, TextAnswer};
+pub use auth::{AUTH_FAILED_TEXT, NO_DEVICE_ID_TEXT};
+pub use conversation::MCP_VISION_TOKEN;
+pub use fault::{Fault, HOSTILE_TEXT};
+pub use mcp::{McpOptions, McpReply, McpSent, McpTools, MCP_FIRST_TEST_ID, MCP_INITIALIZE_ID, MCP_TOOLS_LIST_ID};
+pub use options::{Mode, ServerOptions};
+pub use ota::{
+    hmac_sha256_hex, ActivationOptions, OtaActivation, OtaDevice, OtaOptions, OtaRequest, OtaRequestKind, OtaServer,
+    OtaWebsocket,
+};
+pub use record::{EventKind, Headers, ReceivedText, SentText, ServerEvent, HISTORY_LIMIT};
 
 use listener::StopListening;
+use registry::Action;
 use state::Shared;
 
 /// Upper bound for any one control call to be carried out by the server
@@ -82,6 +119,12 @@ pub struct Server {
 impl Server {
     /// Starts a server on `127.0.0.1` with a free port.
     pub fn start(options: ServerOptions) -> io::Result<Server> {
+        Server::start_at(SocketAddr::from(([127, 0, 0, 1], 0)), options)
+    }
+
+    /// Starts a server on `addr` (port 0: a free one); outages rebind the
+    /// same port.
+    pub fn start_at(addr: SocketAddr, options: ServerOptions) -> io::Result<Server> {
         let (ready_tx, ready_rx) = std_mpsc::channel();
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
         let (done_tx, done_rx) = std_mpsc::channel();
@@ -114,7 +157,7 @@ impl Server {
         let mut server = Server {
             shared: Arc::new(Shared::new(options)),
             handle,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            addr,
             listening: Mutex::new(None),
             shutdown: Some(shutdown_tx),
             done: Mutex::new(done_rx),
@@ -140,6 +183,17 @@ impl Server {
 
     // ----- settings (apply to connections accepted afterwards) -------------
 
+    /// A copy of the options new connections get.
+    pub fn options(&self) -> ServerOptions {
+        (*self.shared.settings()).clone()
+    }
+
+    /// Changes any option for connections accepted from now on, e.g.
+    /// `server.update_options(|o| o.text_answer = TextAnswer::Ignore)`.
+    pub fn update_options(&self, f: impl FnOnce(&mut ServerOptions)) {
+        self.shared.update_settings(f);
+    }
+
     /// Sets the mode of connections accepted from now on.
     pub fn set_mode(&self, mode: Mode) {
         self.shared.update_settings(|s| s.mode = mode);
@@ -147,7 +201,7 @@ impl Server {
 
     /// The mode new connections get.
     pub fn mode(&self) -> Mode {
-        self.shared.settings().mode
+        self.shared.settings().mode.clone()
     }
 
     /// Sets the idle-close delay of connections accepted from now on.
@@ -155,7 +209,8 @@ impl Server {
         self.shared.update_settings(|s| s.idle_close = idle_close);
     }
 
-    /// Sets the token required of connections accepted from now on.
+    /// Sets the token required of connections accepted from now on (see
+    /// [`ServerOptions::expected_token`]).
     pub fn set_expected_token(&self, token: Option<String>) {
         self.shared.update_settings(|s| s.expected_token = token);
     }
@@ -182,12 +237,84 @@ impl Server {
     /// device, and reports how many applied it.
     pub fn inject_where(&self, device_id: Option<&str>, fault: Fault) -> Injection {
         let called = Instant::now();
-        let dispatch = self.shared.registry.dispatch(device_id, &fault);
+        let dispatch = self.shared.registry.dispatch(device_id, &Action::Fault(fault));
         let (first, connections) = dispatch.wait(CONTROL_TIMEOUT);
         Injection {
             at: first.unwrap_or(called),
             connections,
         }
+    }
+
+    // ----- MCP (the server's side) ------------------------------------------
+
+    /// Sends the JSON-RPC request `method` (with `params` when given) to the
+    /// open connections of `device_id` (all when `None`) whose client
+    /// announced MCP, wrapped as the real server wraps it. Its id is fresh
+    /// and unique server-wide (from [`MCP_FIRST_TEST_ID`] on); the answers
+    /// show up in [`Server::mcp_replies`].
+    pub fn mcp_request(&self, device_id: Option<&str>, method: &str, params: Option<Value>) -> McpSent {
+        let id = self.shared.next_mcp_id();
+        let connections = self.mcp_dispatch(device_id, mcp::request(id, method, params));
+        McpSent { id, connections }
+    }
+
+    /// `tools/call` of `name` with `arguments`.
+    pub fn mcp_call_tool(&self, device_id: Option<&str>, name: &str, arguments: Value) -> McpSent {
+        let params = serde_json::json!({"name": name, "arguments": arguments});
+        self.mcp_request(device_id, "tools/call", Some(params))
+    }
+
+    /// `tools/list`, following every `nextCursor` with the same id (as the
+    /// real server does) until a page has none; the gathered tools are in
+    /// [`Server::mcp_tools`].
+    pub fn mcp_list_tools(&self, device_id: Option<&str>) -> McpSent {
+        let id = self.shared.next_mcp_id();
+        let connections = self.mcp_dispatch(device_id, mcp::tools_list(id, None));
+        McpSent { id, connections }
+    }
+
+    /// Sends `payload` exactly as given (a notification without `id`, an id
+    /// of another type, something malformed) to the connections that
+    /// announced MCP; returns how many sent it.
+    pub fn mcp_send(&self, device_id: Option<&str>, payload: Value) -> usize {
+        self.mcp_dispatch(device_id, mcp::raw(payload))
+    }
+
+    /// Every `mcp` message clients sent, oldest first; the last
+    /// [`HISTORY_LIMIT`].
+    pub fn mcp_replies(&self) -> Vec<McpReply> {
+        self.shared.record.read(|s| s.mcp_replies.iter().cloned().collect())
+    }
+
+    /// The most recent message whose JSON-RPC id is `id`.
+    pub fn mcp_reply(&self, id: u64) -> Option<McpReply> {
+        self.shared
+            .record
+            .read(|s| s.mcp_replies.iter().rev().find(|r| r.id_u64() == Some(id)).cloned())
+    }
+
+    /// Blocks until a message with JSON-RPC id `id` arrived, or `timeout`.
+    pub fn wait_for_mcp_reply(&self, id: u64, timeout: Duration) -> Option<McpReply> {
+        self.wait_until(timeout, |s| s.mcp_reply(id).is_some());
+        self.mcp_reply(id)
+    }
+
+    /// The tools `device_id` listed (latest listing of its latest
+    /// connection), whether or not every page arrived yet.
+    pub fn mcp_tools(&self, device_id: &str) -> Option<McpTools> {
+        self.shared.record.read(|s| s.mcp_tools.get(device_id).cloned())
+    }
+
+    /// Blocks until `device_id` listed its tools to the last page, or
+    /// `timeout`; returns what was gathered either way.
+    pub fn wait_for_mcp_tools(&self, device_id: &str, timeout: Duration) -> Option<McpTools> {
+        self.wait_until(timeout, |s| s.mcp_tools(device_id).is_some_and(|t| t.complete));
+        self.mcp_tools(device_id)
+    }
+
+    fn mcp_dispatch(&self, device_id: Option<&str>, out: mcp::Outgoing) -> usize {
+        let dispatch = self.shared.registry.dispatch(device_id, &Action::Mcp(out));
+        dispatch.wait(CONTROL_TIMEOUT).1
     }
 
     // ----- outages ---------------------------------------------------------
@@ -282,6 +409,18 @@ impl Server {
         self.shared.record.read(|s| s.binary_bytes)
     }
 
+    /// Text messages the server wrote (hellos, pongs, answers, MCP requests,
+    /// faults' texts; not the frames of floods), oldest first; the last
+    /// [`HISTORY_LIMIT`].
+    pub fn sent_texts(&self) -> Vec<SentText> {
+        self.shared.record.read(|s| s.sent_texts.iter().cloned().collect())
+    }
+
+    /// Binary frames the server wrote (answer audio, faults).
+    pub fn sent_binary_frames(&self) -> u64 {
+        self.shared.record.read(|s| s.sent_binary_frames)
+    }
+
     /// Every client hello, parsed, oldest first; the last [`HISTORY_LIMIT`].
     pub fn client_hellos(&self) -> Vec<serde_json::Value> {
         self.shared.record.read(|s| s.client_hellos.iter().cloned().collect())
@@ -319,11 +458,15 @@ impl Server {
         self.shared.record.read(|s| s.events.iter().cloned().collect())
     }
 
-    /// Forgets the histories (texts, hellos, pongs, closes, events); counters
-    /// and `last_headers` stay.
+    /// Forgets the histories (texts received and sent, hellos, pongs,
+    /// closes, events, MCP replies and tools); counters and `last_headers`
+    /// stay.
     pub fn clear_history(&self) {
         self.shared.record.update(|s| {
             s.texts.clear();
+            s.sent_texts.clear();
+            s.mcp_replies.clear();
+            s.mcp_tools.clear();
             s.client_hellos.clear();
             s.pongs.clear();
             s.closes.clear();

@@ -1,112 +1,83 @@
-//! The xiaozhi messages the server writes, and how it recognises the ones it
-//! reacts to. Kept apart from the connection task so the wire shapes are in
-//! one place.
+//! The xiaozhi messages the server writes outside of answers and MCP, and
+//! how it recognises the client messages it reacts to. Kept apart from the
+//! connection task so the wire shapes are in one place.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use serde_json::{json, Value};
 
-/// The text xiaozhi-esp32-server sends before closing an unauthenticated
-/// connection.
-pub const AUTH_FAILED_TEXT: &str = "认证失败";
+use crate::clock;
 
 /// What the server does with a client text message.
 pub(crate) enum Incoming {
     /// `{"type":"hello",...}`, parsed.
     Hello(Value),
-    /// `{"type":"ping"}`: answer with a pong.
+    /// `{"type":"ping"}`.
     AppPing,
-    /// `{"type":"listen","state":"detect","text":T}`: answer with an stt.
+    /// `{"type":"listen","state":"detect","text":T}`.
     Detect(String),
-    /// Anything else (including invalid JSON): recorded only.
+    /// `{"type":"abort",...}`.
+    Abort,
+    /// `{"type":"mcp","payload":P}`: the payload (`Null` when absent).
+    Mcp(Value),
+    /// Anything else, including a `detect` without `text`, JSON that is not
+    /// an object, and invalid JSON: recorded only.
     Other,
 }
 
 pub(crate) fn classify(text: &str) -> Incoming {
-    let Ok(value) = serde_json::from_str::<Value>(text) else {
+    let Ok(Value::Object(mut message)) = serde_json::from_str::<Value>(text) else {
         return Incoming::Other;
     };
-    match value.get("type").and_then(Value::as_str) {
-        Some("hello") => Incoming::Hello(value),
-        Some("ping") => Incoming::AppPing,
-        Some("listen") if value.get("state").and_then(Value::as_str) == Some("detect") => {
-            let text = value.get("text").and_then(Value::as_str).unwrap_or_default();
-            Incoming::Detect(text.to_owned())
+    let kind = message
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    match kind.as_str() {
+        "hello" => Incoming::Hello(Value::Object(message)),
+        "ping" => Incoming::AppPing,
+        "abort" => Incoming::Abort,
+        "mcp" => Incoming::Mcp(message.remove("payload").unwrap_or(Value::Null)),
+        "listen" if message.get("state").and_then(Value::as_str) == Some("detect") => {
+            // The real server only answers a detect that carries `text`.
+            match message.get("text") {
+                Some(Value::String(text)) => Incoming::Detect(text.clone()),
+                Some(other) => Incoming::Detect(other.to_string()),
+                None => Incoming::Other,
+            }
         }
         _ => Incoming::Other,
     }
 }
 
-pub(crate) fn server_hello(session_id: &str) -> String {
+/// The server hello: the real server's `xiaozhi` config section (type,
+/// version 1, transport, audio_params) with the session id, and with the
+/// client's own `audio_params` in place of the configured ones when the
+/// client sent any (`core/handle/helloHandle.py`).
+pub(crate) fn server_hello(session_id: &str, client_hello: &Value) -> String {
+    let audio_params = match client_hello.get("audio_params") {
+        Some(Value::Object(params)) if !params.is_empty() => Value::Object(params.clone()),
+        _ => json!({"format": "opus", "sample_rate": 24000, "channels": 1, "frame_duration": 60}),
+    };
     json!({
         "type": "hello",
+        "version": 1,
         "transport": "websocket",
+        "audio_params": audio_params,
         "session_id": session_id,
-        "audio_params": {"format": "opus", "sample_rate": 24000, "channels": 1, "frame_duration": 60},
     })
     .to_string()
 }
 
-pub(crate) fn app_pong() -> String {
-    json!({"type": "pong"}).to_string()
-}
-
-pub(crate) fn stt(text: &str, session_id: Option<&str>) -> String {
-    let mut msg = json!({"type": "stt", "text": text});
-    if let Some(id) = session_id {
-        msg["session_id"] = json!(id);
-    }
-    msg.to_string()
-}
-
-pub(crate) fn tts_start(session_id: Option<&str>) -> String {
-    let mut msg = json!({"type": "tts", "state": "start"});
-    if let Some(id) = session_id {
-        msg["session_id"] = json!(id);
-    }
-    msg.to_string()
-}
-
-/// A fresh UUID-shaped session id, unique within the process (a counter mixed
-/// with the clock, so ids also differ between runs without a random crate).
-pub(crate) fn new_session_id() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    let a = splitmix64(nanos ^ n.rotate_left(32));
-    let b = splitmix64(a ^ n);
-    format!(
-        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
-        a >> 32,
-        (a >> 16) & 0xffff,
-        a & 0x0fff,
-        0x8000 | ((b >> 48) & 0x3fff),
-        b & 0xffff_ffff_ffff
-    )
-}
-
-fn splitmix64(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
+/// The answer to an app-level ping (`pingMessageHandler.py`).
+pub(crate) fn app_pong(now: SystemTime) -> String {
+    json!({"type": "pong", "timestamp": clock::datetime_utc(now)}).to_string()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn session_ids_are_unique_and_uuid_shaped() {
-        let a = new_session_id();
-        let b = new_session_id();
-        assert_ne!(a, b);
-        assert_eq!(a.len(), 36);
-        assert_eq!(a.matches('-').count(), 4);
-    }
 
     #[test]
     fn classifies_the_messages_the_server_reacts_to() {
@@ -119,10 +90,34 @@ mod tests {
             matches!(classify(r#"{"type":"listen","state":"detect","text":"hi"}"#), Incoming::Detect(t) if t == "hi")
         );
         assert!(matches!(
+            classify(r#"{"type":"listen","state":"detect"}"#),
+            Incoming::Other
+        ));
+        assert!(matches!(
             classify(r#"{"type":"listen","state":"start"}"#),
             Incoming::Other
         ));
+        assert!(matches!(classify(r#"{"type":"abort"}"#), Incoming::Abort));
+        assert!(matches!(classify(r#"{"type":"mcp","payload":{"id":1}}"#), Incoming::Mcp(p) if p["id"] == 1));
+        assert!(matches!(classify(r#"{"type":"mcp"}"#), Incoming::Mcp(Value::Null)));
         assert!(matches!(classify("not json"), Incoming::Other));
         assert!(matches!(classify("[1,2]"), Incoming::Other));
+    }
+
+    #[test]
+    fn hello_echoes_the_client_audio_params() {
+        let plain: Value = serde_json::from_str(&server_hello("s", &json!({"type": "hello"}))).unwrap();
+        assert_eq!(plain["version"], 1);
+        assert_eq!(plain["audio_params"]["sample_rate"], 24000);
+        assert_eq!(plain["session_id"], "s");
+        let client = json!({"audio_params": {"format": "opus", "sample_rate": 16000}});
+        let echoed: Value = serde_json::from_str(&server_hello("s", &client)).unwrap();
+        assert_eq!(echoed["audio_params"], client["audio_params"]);
+    }
+
+    #[test]
+    fn pong_carries_a_timestamp() {
+        let pong: Value = serde_json::from_str(&app_pong(std::time::UNIX_EPOCH)).unwrap();
+        assert_eq!(pong, json!({"type": "pong", "timestamp": "1970-01-01 00:00:00"}));
     }
 }

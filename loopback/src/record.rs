@@ -2,12 +2,14 @@
 //! behind one mutex with a condition variable so tests can block until
 //! something happens instead of polling.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::options::Fault;
+use crate::answer::AnswerKind;
+use crate::fault::Fault;
+use crate::mcp::{McpReply, McpTools};
 
 /// Histories keep at most this many entries each, so that long benchmarks with
 /// thousands of sessions do not grow memory without bound.
@@ -38,6 +40,20 @@ pub struct ReceivedText {
     /// The message, verbatim.
     pub text: String,
     /// When it was read.
+    pub at: Instant,
+}
+
+/// A text message the server wrote (hellos, pongs, answers, MCP requests,
+/// faults' texts; not the frames of floods).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SentText {
+    /// Connection number.
+    pub conn: u64,
+    /// The connection's `Device-Id` (empty when it sent none).
+    pub device_id: String,
+    /// The message, verbatim.
+    pub text: String,
+    /// When it was written.
     pub at: Instant,
 }
 
@@ -76,6 +92,9 @@ pub enum EventKind {
     Upgraded,
     /// `认证失败` was sent and the connection closed with 1000.
     AuthFailed,
+    /// The request named no device: [`crate::NO_DEVICE_ID_TEXT`] was sent
+    /// and the connection closed with 1000 ([`crate::ServerOptions::require_device_id`]).
+    NoDeviceId,
     /// The client sent a hello.
     HelloReceived,
     /// The server answered a hello.
@@ -95,6 +114,39 @@ pub enum EventKind {
     },
     /// The server closed with 1000 because the client was idle.
     IdleClosed,
+    /// A server Ping went unanswered for `ping_timeout`: closed with 1011.
+    PingTimeout,
+    /// A client message exceeded `max_message_size`: closed with 1009.
+    MessageTooBig,
+    /// The server began answering a `listen` `detect` text.
+    AnswerStarted {
+        /// Which branch of the real server's logic the text took.
+        kind: AnswerKind,
+        /// The client's text.
+        text: String,
+    },
+    /// The server finished (or cut short) an answer.
+    AnswerFinished {
+        /// Which branch it was.
+        kind: AnswerKind,
+        /// It was cut ([`crate::AnswerScript::cut`]) or replaced by the
+        /// answer to a newer text, or ended by an `abort`.
+        cut: bool,
+    },
+    /// The server sent an MCP message.
+    McpSent {
+        /// Its JSON-RPC id, when numeric.
+        id: Option<u64>,
+        /// Its method.
+        method: Option<String>,
+    },
+    /// The client sent an MCP message (see [`crate::Server::mcp_replies`]).
+    McpReceived {
+        /// Its JSON-RPC id, when numeric.
+        id: Option<u64>,
+    },
+    /// A flood or trickle fault ended on its own (count or duration done).
+    FloodFinished,
     /// A fault was applied to this connection.
     Fault {
         /// The fault.
@@ -128,6 +180,11 @@ pub struct Stats {
     pub texts: VecDeque<ReceivedText>,
     pub texts_total: u64,
     pub client_hellos: VecDeque<serde_json::Value>,
+    pub sent_texts: VecDeque<SentText>,
+    pub sent_binary_frames: u64,
+    pub mcp_replies: VecDeque<McpReply>,
+    /// By device id: the latest listing of its latest connection.
+    pub mcp_tools: HashMap<String, McpTools>,
     pub pongs: VecDeque<Vec<u8>>,
     pub closes: VecDeque<Option<u16>>,
     pub events: VecDeque<ServerEvent>,

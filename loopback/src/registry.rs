@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use crate::options::Fault;
+use crate::fault::Fault;
+use crate::mcp::Outgoing;
 
 /// Reports, exactly once, whether a control message was applied. A message
 /// dropped unapplied (its connection ended first) reports `None` from `Drop`,
@@ -36,9 +37,17 @@ impl Drop for Ack {
     }
 }
 
+/// What a control asks of a connection.
+#[derive(Clone, Debug)]
+pub(crate) enum Action {
+    Fault(Fault),
+    /// Send an MCP message (only where the client announced MCP).
+    Mcp(Outgoing),
+}
+
 /// A message to one connection task.
 pub(crate) struct Control {
-    pub(crate) fault: Fault,
+    pub(crate) action: Action,
     pub(crate) ack: Ack,
 }
 
@@ -95,8 +104,8 @@ impl Registry {
         self.lock().remove(&conn).is_some()
     }
 
-    /// Sends `fault` to every connection, or those with this device id.
-    pub(crate) fn dispatch(&self, device_id: Option<&str>, fault: &Fault) -> Dispatch {
+    /// Sends `action` to every connection, or those with this device id.
+    pub(crate) fn dispatch(&self, device_id: Option<&str>, action: &Action) -> Dispatch {
         let (tx, rx) = std_mpsc::channel();
         let mut sent = 0;
         for handle in self.lock().values() {
@@ -104,7 +113,7 @@ impl Registry {
                 continue;
             }
             let control = Control {
-                fault: fault.clone(),
+                action: action.clone(),
                 ack: Ack { tx: Some(tx.clone()) },
             };
             // A failed send drops the Ack, which reports `None` by itself.

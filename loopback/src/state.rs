@@ -3,50 +3,63 @@
 //! of live connections.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::mpsc;
 
+use crate::mcp::MCP_FIRST_TEST_ID;
 use crate::options::ServerOptions;
 use crate::record::{EventKind, Record};
 use crate::registry::{Control, Registry};
 
 pub(crate) struct Shared {
-    settings: Mutex<ServerOptions>,
+    /// Shared by every connection accepted under them: one copy, however
+    /// many connections.
+    settings: Mutex<Arc<ServerOptions>>,
     pub(crate) record: Record,
     pub(crate) registry: Registry,
     next_conn: AtomicU64,
     next_ping: AtomicU64,
+    next_mcp_id: AtomicU64,
 }
 
 impl Shared {
     pub(crate) fn new(options: ServerOptions) -> Self {
         Shared {
-            settings: Mutex::new(options),
+            settings: Mutex::new(Arc::new(options)),
             record: Record::default(),
             registry: Registry::default(),
             next_conn: AtomicU64::new(1),
             next_ping: AtomicU64::new(1),
+            next_mcp_id: AtomicU64::new(MCP_FIRST_TEST_ID),
         }
     }
 
-    /// A copy of the settings, taken once per accepted connection.
-    pub(crate) fn settings(&self) -> ServerOptions {
+    /// The settings, taken once per accepted connection.
+    pub(crate) fn settings(&self) -> Arc<ServerOptions> {
         self.lock_settings().clone()
     }
 
+    /// Changes the settings for connections accepted from now on; the live
+    /// ones keep the copy they took.
     pub(crate) fn update_settings(&self, f: impl FnOnce(&mut ServerOptions)) {
-        f(&mut self.lock_settings());
+        f(Arc::make_mut(&mut self.lock_settings()));
     }
 
     pub(crate) fn next_conn(&self) -> u64 {
         self.next_conn.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Payload of the next server-initiated Ping; one sequence server-wide so
-    /// every recorded Pong can be traced to exactly one Ping.
-    pub(crate) fn next_ping_payload(&self) -> Vec<u8> {
-        self.next_ping.fetch_add(1, Ordering::Relaxed).to_string().into_bytes()
+    /// Number of the next server-initiated Ping (its payload, in decimal);
+    /// one sequence server-wide so every recorded Pong can be traced to
+    /// exactly one Ping.
+    pub(crate) fn next_ping_number(&self) -> u64 {
+        self.next_ping.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Id of the next MCP request a test sends; unique server-wide.
+    pub(crate) fn next_mcp_id(&self) -> u64 {
+        self.next_mcp_id.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Makes a connection reachable by faults and counted as open.
@@ -69,7 +82,7 @@ impl Shared {
         self.record.event(conn, device_id, kind);
     }
 
-    fn lock_settings(&self) -> MutexGuard<'_, ServerOptions> {
+    fn lock_settings(&self) -> MutexGuard<'_, Arc<ServerOptions>> {
         self.settings.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -233,12 +233,10 @@ async fn idle_close_fires_for_a_silent_client_only() {
     })
     .unwrap();
 
-    // Active: text every 50 ms for 600 ms keeps it open.
+    // Active: audio every 50 ms for 600 ms keeps it open.
     let (mut busy, _) = ready(&server, "busy").await;
     for _ in 0..12 {
-        busy.send(Message::Text(r#"{"type":"listen","state":"start"}"#.into()))
-            .await
-            .unwrap();
+        busy.send(Message::Binary(vec![0; 40])).await.unwrap();
         if let Some(msg) = next_within(&mut busy, Duration::from_millis(50)).await {
             panic!("unexpected message while active: {msg:?}");
         }
@@ -248,7 +246,7 @@ async fn idle_close_fires_for_a_silent_client_only() {
     let (mut idle, _) = ready(&server, "idle").await;
     let start = Instant::now();
     idle.send(Message::Ping(vec![1])).await.unwrap();
-    assert_eq!(expect_close(&mut idle).await.map(|c| c.0), Some(1000));
+    assert_eq!(expect_close(&mut idle).await, Some((1000, String::new())));
     let took = start.elapsed();
     assert!(took >= Duration::from_millis(150), "{took:?}");
     assert!(took < Duration::from_secs(2), "{took:?}");

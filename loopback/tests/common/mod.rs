@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test file uses a different subset
 
+pub mod raw;
+
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -52,12 +54,16 @@ pub async fn send_hello(ws: &mut Client) {
     ws.send(Message::Text(hello.to_owned())).await.unwrap();
 }
 
-/// Sends the hello and returns the server hello's session id.
+/// Sends the hello (announcing MCP) and returns the server hello's session
+/// id, after reading the MCP `initialize` that follows it.
 pub async fn hello(ws: &mut Client) -> String {
     send_hello(ws).await;
     let reply = next_json(ws).await;
     assert_eq!(reply["type"], "hello", "{reply}");
     assert_eq!(reply["transport"], "websocket");
+    let initialize = next_json(ws).await;
+    assert_eq!(initialize["type"], "mcp", "{initialize}");
+    assert_eq!(initialize["payload"]["method"], "initialize", "{initialize}");
     reply["session_id"].as_str().expect("session_id").to_owned()
 }
 
