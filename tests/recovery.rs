@@ -7,12 +7,11 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::{settings, Watcher, PING_INTERVAL, PING_TIMEOUT};
+use support::{settings, start, Watcher, PING_INTERVAL, PING_TIMEOUT};
 use wsvisor_actors::loss::Cause;
-use wsvisor_actors::messages::{AddSession, DisconnectSession, SendText};
-use wsvisor_actors::settings::SessionSettings;
+use wsvisor_actors::messages::{DisconnectSession, SendText};
 use wsvisor_actors::state::SessionState;
-use wsvisor_actors::{start_tree, Tree};
+use wsvisor_actors::Tree;
 use wsvisor_loopback::{Fault, Mode, Server, ServerOptions};
 
 /// Close frames and RSTs arrive as socket events: detection is immediate.
@@ -26,13 +25,6 @@ const SHORT: Duration = Duration::from_secs(2);
 
 fn server() -> Server {
     Server::start(ServerOptions::default()).expect("loopback server")
-}
-
-async fn start(settings: SessionSettings) -> (Tree, Watcher) {
-    let tree = start_tree();
-    let watcher = Watcher::subscribe(&tree).await;
-    tree.supervisor.send(AddSession(settings)).await.unwrap().unwrap();
-    (tree, watcher)
 }
 
 async fn ready_session(server: &Server) -> (Tree, Watcher) {

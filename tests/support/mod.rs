@@ -1,5 +1,6 @@
 //! Shared by the end-to-end tests: session settings with millisecond
-//! timings, and a watcher that waits for state events with bounded time.
+//! timings, a tree started with one session, and a watcher that waits for
+//! state events with bounded time.
 
 #![allow(dead_code)]
 
@@ -12,13 +13,13 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::Receiver;
 use wsvisor_actors::events::Event;
 use wsvisor_actors::loss::LossReport;
-use wsvisor_actors::messages::Subscribe;
+use wsvisor_actors::messages::{AddSession, Subscribe};
 use wsvisor_actors::settings::{
     Credential, Keep, LivenessSettings, QueueSettings, ReconnectSettings, SessionSettings, TlsSettings,
 };
 use wsvisor_actors::state::{SessionState, StateUpdate};
 use wsvisor_actors::wire::AudioParams;
-use wsvisor_actors::Tree;
+use wsvisor_actors::{start_tree, Tree};
 
 /// Heartbeat timings of the tests: silence is found within 400 ms.
 pub const PING_INTERVAL: Duration = Duration::from_millis(200);
@@ -60,6 +61,14 @@ pub fn settings(name: &str, url: &str) -> SessionSettings {
             revive_after: None,
         },
     }
+}
+
+/// A new tree with `session` added, and a watcher subscribed before it was.
+pub async fn start(session: SessionSettings) -> (Tree, Watcher) {
+    let tree = start_tree();
+    let watcher = Watcher::subscribe(&tree).await;
+    tree.supervisor.send(AddSession(session)).await.unwrap().unwrap();
+    (tree, watcher)
 }
 
 /// State events of one session, as they arrive.
@@ -121,15 +130,18 @@ impl Watcher {
         actix_rt::time::timeout(limit, self.rx.recv()).await.ok().flatten()
     }
 
-    /// Assert that no state event arrives within `quiet`.
+    /// Assert that no state event arrives within `quiet`. A closed event
+    /// stream fails: it proves nothing about the states.
     pub async fn assert_no_state_change(&mut self, quiet: Duration) {
         let deadline = Instant::now() + quiet;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match actix_rt::time::timeout(left, self.rx.recv()).await {
                 Ok(Some(Event::State(update))) => panic!("unexpected state change: {update:#?}"),
+                Ok(Some(Event::Lagged { skipped })) => panic!("watcher lagged by {skipped} events"),
                 Ok(Some(_)) => {}
-                Ok(None) | Err(_) => return,
+                Ok(None) => panic!("monitor went away while waiting for no state change"),
+                Err(_) => return,
             }
         }
     }
@@ -147,9 +159,4 @@ impl Watcher {
             })
             .collect()
     }
-}
-
-/// Open file descriptors of this process.
-pub fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").map(|dir| dir.count()).unwrap_or(0)
 }

@@ -17,9 +17,9 @@ use wsvisor_actors::start_tree;
 use wsvisor_actors::state::SessionState;
 use wsvisor_loopback::{Fault, Server, ServerOptions};
 
-use super::protocol::MAX_LINE_BYTES;
 use super::*;
 use crate::config;
+use crate::protocol::MAX_LINE_BYTES;
 use crate::reload::Reloader;
 
 const LIMIT: Duration = Duration::from_secs(5);
