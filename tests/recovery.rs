@@ -437,19 +437,7 @@ async fn on_demand_stays_down_after_a_clean_close_until_something_is_sent() {
     watcher.assert_no_state_change(Duration::from_millis(200)).await;
     assert_eq!(server.accepted(), 1);
 
-    let mut message = serde_json::Map::new();
-    message.insert("type".into(), "listen".into());
-    message.insert("state".into(), "detect".into());
-    message.insert("text".into(), "wake up".into());
-    let outcome = tree
-        .supervisor
-        .send(SendText {
-            session: "kitchen".into(),
-            message,
-        })
-        .await
-        .unwrap()
-        .unwrap();
+    let outcome = support::send_listen(&tree, "kitchen", "wake up").await;
     assert_eq!(outcome, wsvisor_actors::messages::SendOutcome::Queued { position: 1 });
     let (ready, _) = watcher.wait_state(SessionState::Ready, SHORT).await;
     let deadline = Instant::now() + SHORT;

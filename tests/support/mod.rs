@@ -11,9 +11,10 @@ pub mod tls;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::Receiver;
+use wsvisor::protocol::{Command, ListenState};
 use wsvisor_actors::events::Event;
 use wsvisor_actors::loss::LossReport;
-use wsvisor_actors::messages::{AddSession, Subscribe};
+use wsvisor_actors::messages::{AddSession, SendOutcome, SendText, Subscribe};
 use wsvisor_actors::settings::{
     Credential, Keep, LivenessSettings, QueueSettings, ReconnectSettings, SessionSettings, TlsSettings,
 };
@@ -69,6 +70,23 @@ pub async fn start(session: SessionSettings) -> (Tree, Watcher) {
     let watcher = Watcher::subscribe(&tree).await;
     tree.supervisor.send(AddSession(session)).await.unwrap().unwrap();
     (tree, watcher)
+}
+
+/// Hands a xiaozhi `listen detect` with `text` to `session` through the
+/// Supervisor, built as the control socket's `listen` builds it.
+pub async fn send_listen(tree: &Tree, session: &str, text: &str) -> SendOutcome {
+    let listen = Command::Listen {
+        session: session.into(),
+        state: ListenState::Detect,
+        mode: None,
+        text: Some(text.into()),
+    };
+    let (session, message) = listen.into_text_message().expect("listen is a text message");
+    tree.supervisor
+        .send(SendText { session, message })
+        .await
+        .expect("the supervisor answers")
+        .expect("the session takes the message")
 }
 
 /// State events of one session, as they arrive.
