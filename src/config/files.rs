@@ -17,6 +17,20 @@ pub(super) struct TokenFileState {
     pub empty: bool,
 }
 
+/// Why a token file cannot be used; its words go into the config error.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum TokenFileError {
+    /// It cannot be looked at.
+    #[error("{}", reason(.0))]
+    Metadata(#[source] io::Error),
+    /// It is a directory.
+    #[error("is a directory, expected a file")]
+    Directory,
+    /// The connections' reader refused it (its words).
+    #[error("{0}")]
+    Read(String),
+}
+
 /// Why a file cannot be used, in words for a message.
 fn reason(e: &io::Error) -> String {
     match e.kind() {
@@ -27,10 +41,10 @@ fn reason(e: &io::Error) -> String {
 }
 
 /// Checks that `path` is a readable regular file; returns its permission bits.
-fn readable_file(path: &Path) -> Result<Option<u32>, String> {
-    let meta = fs::metadata(path).map_err(|e| reason(&e))?;
+fn readable_file(path: &Path) -> Result<Option<u32>, TokenFileError> {
+    let meta = fs::metadata(path).map_err(TokenFileError::Metadata)?;
     if meta.is_dir() {
-        return Err("is a directory, expected a file".into());
+        return Err(TokenFileError::Directory);
     }
     #[cfg(unix)]
     let mode = {
@@ -43,10 +57,12 @@ fn readable_file(path: &Path) -> Result<Option<u32>, String> {
 }
 
 /// Reads the token file once to prove it can be read, then forgets the token.
-pub(super) fn inspect_token_file(path: &Path) -> Result<TokenFileState, String> {
+pub(super) fn inspect_token_file(path: &Path) -> Result<TokenFileState, TokenFileError> {
     let mode = readable_file(path)?;
     // The same bounded read that connections use, so `check` sees what they will.
-    let empty = wsvisor_actors::settings::read_token_file(path)?.is_empty();
+    let empty = wsvisor_actors::settings::read_token_file(path)
+        .map_err(TokenFileError::Read)?
+        .is_empty();
     Ok(TokenFileState { mode, empty })
 }
 

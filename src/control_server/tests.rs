@@ -389,7 +389,7 @@ async fn a_live_socket_is_never_taken_over_and_a_stale_one_is_replaced() {
     std::fs::write(&plain, "not a socket").unwrap();
     assert!(matches!(
         socket_file::bind(&plain, 0o660).await,
-        Err(ClaimError::Io { .. })
+        Err(ClaimError::NotASocket { .. })
     ));
     assert!(plain.exists(), "a file that is not a socket was removed");
 }
