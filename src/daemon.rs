@@ -17,7 +17,7 @@ use wsvisor_actors::supervisor::SupervisorOptions;
 use wsvisor_actors::{start_tree, Tree};
 
 use crate::config::{Config, OnGiveUp};
-use crate::control::{self, ControlOptions, DaemonHandle};
+use crate::control_server::{self, ControlOptions, DaemonHandle};
 use crate::reload::Reloader;
 use crate::{exit, systemd};
 
@@ -68,7 +68,7 @@ async fn serve(config: Config) -> i32 {
         },
     });
     // The socket comes first: if another daemon holds it, start nothing.
-    let _socket = match control::start(&config.daemon, daemon.clone(), ControlOptions::default()).await {
+    let _socket = match control_server::start(&config.daemon, daemon.clone(), ControlOptions::default()).await {
         Ok(socket) => socket,
         Err(err) => {
             log::error!("{err}");

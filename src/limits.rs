@@ -41,32 +41,20 @@ pub fn ensure_open_files(sessions: usize) -> FdLimit {
     outcome
 }
 
-// `rlim_t` is u64 on 64-bit Linux, not on every libc: the casts are for those.
-#[allow(clippy::unnecessary_cast)]
 fn raise_to(needed: u64) -> FdLimit {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit fills a struct we own.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+    let Ok((soft, hard)) = rlimit::getrlimit(rlimit::Resource::NOFILE) else {
         return FdLimit::Enough;
-    }
-    let (soft, hard) = (limit.rlim_cur as u64, limit.rlim_max as u64);
+    };
     if soft >= needed {
         return FdLimit::Enough;
     }
-    let target = if limit.rlim_max == libc::RLIM_INFINITY {
+    let target = if hard == rlimit::INFINITY {
         needed.max(UNLIMITED_TARGET)
     } else {
         hard
     };
-    let wanted = libc::rlimit {
-        rlim_cur: target as libc::rlim_t,
-        rlim_max: limit.rlim_max,
-    };
-    // SAFETY: setrlimit reads a struct we own; only the soft limit changes.
-    let raised = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) } == 0;
+    // Only the soft limit changes.
+    let raised = rlimit::setrlimit(rlimit::Resource::NOFILE, target, hard).is_ok();
     match (raised, target >= needed) {
         (true, true) => FdLimit::Raised(soft, target),
         (true, false) => FdLimit::Short(target, needed),

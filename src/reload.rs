@@ -11,20 +11,8 @@ use wsvisor_actors::messages::{AddSession, RemoveSession, ReplaceSession};
 use wsvisor_actors::Tree;
 
 use crate::config::{self, Config, ConfigError};
+use crate::protocol::ReloadSummary;
 use crate::systemd;
-
-/// What a reload changed, for the log and the caller.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct ReloadSummary {
-    /// Sessions that are new.
-    pub added: Vec<String>,
-    /// Sessions that are gone.
-    pub removed: Vec<String>,
-    /// Sessions whose settings changed (they reconnect).
-    pub changed: Vec<String>,
-    /// Sessions left untouched.
-    pub unchanged: usize,
-}
 
 /// Owns the running config and applies new ones to the tree.
 pub struct Reloader {

@@ -5,57 +5,40 @@
 mod support;
 
 use std::collections::HashSet;
-use std::process::Command;
+
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::process::{
-    config_toml, read_all, signal, socket_of, wait_with_timeout, wsvisor, Control, Daemon, Scratch,
+    config_toml, control, read_all, signal, socket_of, wait_sessions, wait_with_timeout, Daemon, Scratch,
+};
+use wsvisor::protocol::{
+    Command, Delivery, DropReason, ErrorCode, EventLine, ListenState, Pong, ReloadSummary, SessionState, SessionSummary,
 };
 use wsvisor_loopback::{EventKind, Fault, Server, ServerOptions};
 
 const LIMIT: Duration = Duration::from_secs(10);
 
-fn start_daemon(config: &std::path::Path, log: &std::path::Path) -> Daemon {
-    Daemon::spawn(wsvisor(&["run", "--config", config.to_str().unwrap()]).stderr(std::fs::File::create(log).unwrap()))
-}
-
-fn stop(mut daemon: Daemon) {
-    signal(&daemon, "TERM");
-    assert_eq!(
-        wait_with_timeout(&mut daemon, Duration::from_secs(2)).and_then(|s| s.code()),
-        Some(0)
-    );
-}
-
-/// Poll `sessions` until `pred` holds for the list (bounded).
-fn wait_sessions(control: &mut Control, what: &str, pred: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-    let deadline = Instant::now() + LIMIT;
-    loop {
-        let sessions = control.result("sessions", json!({}))["sessions"]
-            .as_array()
-            .unwrap()
-            .clone();
-        if pred(&sessions) {
-            return sessions;
-        }
-        assert!(Instant::now() < deadline, "never {what}: {sessions:#?}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn all_ready(names: &'static [&'static str]) -> impl Fn(&[Value]) -> bool {
+fn all_ready(names: &'static [&'static str]) -> impl Fn(&[SessionSummary]) -> bool {
     move |sessions| {
         sessions.len() == names.len()
             && names
                 .iter()
-                .all(|n| sessions.iter().any(|s| s["name"] == *n && s["state"] == "ready"))
+                .all(|n| sessions.iter().any(|s| s.name == *n && s.state == SessionState::Ready))
     }
 }
 
-fn session_id(sessions: &[Value], name: &str) -> Value {
-    sessions.iter().find(|s| s["name"] == name).unwrap()["session_id"].clone()
+fn session_id(sessions: &[SessionSummary], name: &str) -> Option<String> {
+    sessions.iter().find(|s| s.name == name).unwrap().session_id.clone()
+}
+
+/// The code of the error the daemon answered `command` with.
+fn error_of(control: &mut support::process::Control, command: &Command) -> (ErrorCode, String) {
+    match control.call(command).unwrap().outcome {
+        Err(err) => (err.code().expect("a contract error code"), err.message),
+        Ok(result) => panic!("{} succeeded: {result}", command.name()),
+    }
 }
 
 #[test]
@@ -67,16 +50,16 @@ fn reload_adds_removes_and_changes_sessions_and_leaves_the_rest_alone() {
         "config.toml",
         &config_toml(&scratch, "", &[("a", &url), ("b", &url), ("c", &url)]),
     );
-    let daemon = start_daemon(&config, &scratch.0.join("stderr.log"));
-    let mut control = Control::connect(&socket_of(&scratch));
+    let daemon = Daemon::run(&config, &scratch.0.join("stderr.log"));
+    let mut control = control(&socket_of(&scratch));
     let before = wait_sessions(&mut control, "all ready", all_ready(&["a", "b", "c"]));
 
     let mut changed = config_toml(&scratch, "", &[("a", &url), ("b", &url), ("d", &url)]);
     changed = changed.replace("device_id = \"dev-b\"", "device_id = \"dev-b2\"");
     std::fs::write(&config, changed).unwrap();
-    let summary = control.result("reload", json!({}));
+    let summary: ReloadSummary = control.result(&Command::Reload).unwrap();
     assert_eq!(
-        summary,
+        serde_json::to_value(summary).unwrap(),
         json!({"added": ["d"], "removed": ["c"], "changed": ["b"], "unchanged": 1})
     );
     let after = wait_sessions(&mut control, "a, b, d ready", all_ready(&["a", "b", "d"]));
@@ -91,17 +74,14 @@ fn reload_adds_removes_and_changes_sessions_and_leaves_the_rest_alone() {
         "a changed session kept its connection"
     );
     assert_eq!(
-        control.request("session", json!({"session": "c"}))["error"]["code"],
-        "not_found"
+        error_of(&mut control, &Command::Session { session: "c".into() }).0,
+        ErrorCode::NotFound
     );
 
     std::fs::write(&config, "[daemon]\nsocket_mode = 0660\n").unwrap();
-    let refused = control.request("reload", json!({}));
-    assert_eq!(refused["error"]["code"], "bad_config", "{refused}");
-    assert!(
-        refused["error"]["message"].as_str().unwrap().contains("config.toml:2:"),
-        "{refused}"
-    );
+    let refused = error_of(&mut control, &Command::Reload);
+    assert_eq!(refused.0, ErrorCode::BadConfig, "{refused:?}");
+    assert!(refused.1.contains("config.toml:2:"), "{refused:?}");
     let unchanged = wait_sessions(&mut control, "still a, b, d", all_ready(&["a", "b", "d"]));
     assert_eq!(session_id(&unchanged, "a"), session_id(&before, "a"));
 
@@ -113,31 +93,31 @@ fn reload_adds_removes_and_changes_sessions_and_leaves_the_rest_alone() {
     signal(&daemon, "HUP");
     let hup = wait_sessions(&mut control, "e added by SIGHUP", all_ready(&["a", "b", "d", "e"]));
     assert_eq!(session_id(&hup, "a"), session_id(&before, "a"));
-    stop(daemon);
+    daemon.stop();
 }
 
 #[test]
 fn one_daemon_per_socket_and_the_file_goes_with_it() {
     let scratch = Scratch::new("claim");
     let config = scratch.write("config.toml", &config_toml(&scratch, "", &[]));
-    let first = start_daemon(&config, &scratch.0.join("first.log"));
-    let mut control = Control::connect(&socket_of(&scratch));
-    let pid = control.result("ping", json!({}))["pid"].as_u64().unwrap();
-    assert_eq!(pid, first.id() as u64);
+    let first = Daemon::run(&config, &scratch.0.join("first.log"));
+    let mut control = control(&socket_of(&scratch));
+    let pid = control.result::<Pong>(&Command::Ping).unwrap().pid;
+    assert_eq!(pid, first.id());
 
     let second_log = scratch.0.join("second.log");
-    let mut second = start_daemon(&config, &second_log);
+    let mut second = Daemon::run(&config, &second_log);
     let status = wait_with_timeout(&mut second, Duration::from_secs(5)).expect("the second daemon kept running");
     assert_eq!(status.code(), Some(1));
     let said = read_all(&second_log);
     assert!(said.contains(&format!("is in use by process {pid}")), "{said}");
     assert_eq!(
-        control.result("ping", json!({}))["pid"].as_u64(),
-        Some(pid),
+        control.result::<Pong>(&Command::Ping).unwrap().pid,
+        pid,
         "the first daemon was disturbed"
     );
 
-    stop(first);
+    first.stop();
     assert!(!socket_of(&scratch).exists(), "the socket file outlived the daemon");
 }
 
@@ -146,7 +126,7 @@ fn ping_as_nobody(socket: &std::path::Path) -> Option<std::process::Output> {
     let setpriv = ["/usr/bin/setpriv", "/bin/setpriv"]
         .into_iter()
         .find(|p| std::path::Path::new(p).exists())?;
-    let output = Command::new(setpriv)
+    let output = std::process::Command::new(setpriv)
         .args([
             "--reuid=65534",
             "--regid=65534",
@@ -174,16 +154,16 @@ fn a_peer_whose_uid_is_not_allowed_is_refused() {
     for (allowed, expect_ok) in [("[]", false), ("[65534]", true)] {
         let daemon_keys = format!("socket_mode = \"0666\"\nallowed_uids = {allowed}");
         let config = scratch.write("config.toml", &config_toml(&scratch, &daemon_keys, &[]));
-        let daemon = start_daemon(&config, &scratch.0.join("stderr.log"));
-        let mut control = Control::connect(&socket_of(&scratch));
+        let daemon = Daemon::run(&config, &scratch.0.join("stderr.log"));
+        let mut control = control(&socket_of(&scratch));
         assert_eq!(
-            control.result("ping", json!({}))["pid"].as_u64(),
-            Some(daemon.id() as u64),
+            control.result::<Pong>(&Command::Ping).unwrap().pid,
+            daemon.id(),
             "root is let in"
         );
         let Some(output) = ping_as_nobody(&socket_of(&scratch)) else {
             eprintln!("skipped: setpriv is not installed");
-            stop(daemon);
+            daemon.stop();
             return;
         };
         let stdout = String::from_utf8_lossy(&output.stdout);
@@ -194,16 +174,18 @@ fn a_peer_whose_uid_is_not_allowed_is_refused() {
             assert_eq!(output.status.code(), Some(1), "{stdout} {stderr}");
             assert!(stdout.contains("\"forbidden\""), "{stdout} {stderr}");
         }
-        assert_eq!(
-            control.result("ping", json!({}))["pid"].as_u64(),
-            Some(daemon.id() as u64)
-        );
-        stop(daemon);
+        assert_eq!(control.result::<Pong>(&Command::Ping).unwrap().pid, daemon.id());
+        daemon.stop();
     }
 }
 
-fn listen(i: usize) -> Value {
-    json!({"session": "kitchen", "state": "detect", "text": format!("msg-{i}")})
+fn listen(i: usize) -> Command {
+    Command::Listen {
+        session: "kitchen".into(),
+        state: ListenState::Detect,
+        mode: None,
+        text: Some(format!("msg-{i}")),
+    }
 }
 
 fn seq_of(text: &str) -> Option<usize> {
@@ -223,15 +205,16 @@ fn two_hundred_sends_across_outages_and_idle_closes_arrive_once_in_order_or_are_
     let mut text = config_toml(&scratch, "", &[("kitchen", &server.url())]);
     text.push_str("queue_ttl = \"1s\"\n");
     let config = scratch.write("config.toml", &text);
-    let daemon = start_daemon(&config, &scratch.0.join("stderr.log"));
-    let mut control = Control::connect(&socket_of(&scratch));
+    let daemon = Daemon::run(&config, &scratch.0.join("stderr.log"));
+    let mut control = control(&socket_of(&scratch));
     wait_sessions(&mut control, "ready", all_ready(&["kitchen"]));
 
-    let (events_tx, events) = mpsc::channel::<Value>();
-    let mut subscriber = Control::connect(&socket_of(&scratch));
-    assert_eq!(subscriber.result("subscribe", json!({}))["subscribed"], true);
+    let (events_tx, events) = mpsc::channel::<EventLine>();
+    let mut subscriber = support::process::control(&socket_of(&scratch))
+        .subscribe(None, false)
+        .unwrap();
     let reader = std::thread::spawn(move || {
-        while let Some(event) = subscriber.read_line() {
+        while let Some(event) = subscriber.next_event().expect("an event") {
             if events_tx.send(event).is_err() {
                 break;
             }
@@ -264,11 +247,12 @@ fn two_hundred_sends_across_outages_and_idle_closes_arrive_once_in_order_or_are_
             // Long enough for everything held since 130 to pass queue_ttl.
             std::thread::sleep(Duration::from_millis(1500));
         }
-        let result = control.result("listen", listen(i));
-        if result["sent"] == true {
-            handed_over.push(i);
-        } else {
-            assert_eq!(result["queued"], true, "{result}");
+        match control.result::<Delivery>(&listen(i)).unwrap() {
+            Delivery::Sent { sent } => {
+                assert!(sent);
+                handed_over.push(i)
+            }
+            Delivery::Queued { queued, .. } => assert!(queued),
         }
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -283,9 +267,9 @@ fn two_hundred_sends_across_outages_and_idle_closes_arrive_once_in_order_or_are_
             received(&server).len()
         );
         if let Ok(event) = events.recv_timeout(Duration::from_millis(20)) {
-            if event["event"] == "dropped" {
-                assert_eq!(event["why"], "queue_ttl", "{event}");
-                dropped += event["count"].as_u64().unwrap();
+            if let EventLine::Dropped { why, count, .. } = &event {
+                assert_eq!(*why, DropReason::QueueTtl, "{event:?}");
+                dropped += count;
             }
             seen_events.push(event);
         }
@@ -327,8 +311,10 @@ fn two_hundred_sends_across_outages_and_idle_closes_arrive_once_in_order_or_are_
         .collect();
     let ready: Vec<String> = seen_events
         .iter()
-        .filter(|e| e["event"] == "state" && e["state"] == "ready")
-        .map(|e| e["session_id"].as_str().unwrap().to_owned())
+        .filter_map(|e| match e {
+            EventLine::State(state) if state.state == SessionState::Ready => state.session_id.clone(),
+            _ => None,
+        })
         .collect();
     assert_eq!(
         ready,
@@ -340,7 +326,7 @@ fn two_hundred_sends_across_outages_and_idle_closes_arrive_once_in_order_or_are_
         got.len(),
         served.len()
     );
-    stop(daemon);
+    daemon.stop();
     let _ = reader.join();
 }
 

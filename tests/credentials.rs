@@ -9,12 +9,12 @@ use std::time::Duration;
 use serde_json::json;
 use support::ota::OtaEndpoint;
 use support::tls::PrivateCa;
-use support::{settings, Watcher};
+use support::{settings, start};
 use wsvisor_actors::loss::Cause;
-use wsvisor_actors::messages::{AddSession, GetSession};
+use wsvisor_actors::messages::GetSession;
 use wsvisor_actors::settings::{Credential, OtaSettings, SessionSettings, TlsSettings};
 use wsvisor_actors::state::SessionState;
-use wsvisor_actors::{start_tree, Tree};
+
 use wsvisor_loopback::{Fault, Server, ServerOptions};
 
 const LIMIT: Duration = Duration::from_secs(5);
@@ -25,13 +25,6 @@ fn ota_session(ota: &OtaEndpoint) -> SessionSettings {
     session.credential = None;
     session.ota = Some(OtaSettings { url: ota.url() });
     session
-}
-
-async fn start(session: SessionSettings) -> (Tree, Watcher) {
-    let tree = start_tree(Default::default());
-    let watcher = Watcher::subscribe(&tree).await;
-    tree.supervisor.send(AddSession(session)).await.unwrap().unwrap();
-    (tree, watcher)
 }
 
 fn websocket(server: &Server, token: &str) -> serde_json::Value {

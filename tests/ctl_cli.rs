@@ -2,6 +2,8 @@
 //! scratch directory that answers each connection with canned lines.
 //! Every wait is bounded: accepts, reads and the child process itself.
 
+mod support;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
@@ -10,30 +12,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::process::Scratch;
 
 const LIMIT: Duration = Duration::from_secs(20);
-
-/// A scratch directory removed at the end of the test.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("wsvisor-ctl-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// What the fake daemon does with one connection: the lines it writes
 /// after reading the request (`{id}` becomes the request's id), with a
@@ -456,4 +437,109 @@ fn subscribe_json_prints_raw_lines() {
     }
     assert_eq!(run.stdout, expected);
     assert_eq!(daemon.requests()[0], serde_json::json!({"id": 1, "cmd": "subscribe"}));
+}
+
+// ───────────── a daemon's strings never drive the operator's terminal ─────────────
+
+/// ESC sequences (clear screen, set title), a newline that would forge a
+/// line, C1 controls (CSI, NEL) and DEL, in JSON escapes and raw.
+const HOSTILE: &str = r#"x\u001b[2J\u001b]0;owned\u0007\nforged: yes\u009b31m\u0085\u007f"#;
+
+fn hostile_summary(name: &str, with_counters: bool) -> String {
+    let counters = if with_counters {
+        r#","counters":{"connects":1,"losses":{"abnormal":1},"reconnect_attempts":0,"give_ups":0,"pings_sent":0,"pongs":0,"frames_in":0,"bytes_in":0,"frames_out":0,"bytes_out":0,"dropped":0}"#
+    } else {
+        ""
+    };
+    format!(
+        r#"{{"name":"{name}","state":"backoff","session_id":"{HOSTILE}","url":"ws://{HOSTILE}/","attempt":1,"max_attempts":10,"since":"2020-01-01T00:00:00.000Z","next_retry_in_ms":10,"last_close":{{"code":1006,"reason":"{HOSTILE}","at":"2020-01-01T00:00:00.000Z","cause":"abnormal"}},"rtt_ms":null,"queued":0,"activation_code":"{HOSTILE}","future_{HOSTILE}":"{HOSTILE}"{counters}}}"#
+    )
+}
+
+/// No raw control character but the newlines that end lines.
+fn assert_terminal_safe(what: &str, text: &str) {
+    let raw: Vec<char> = text.chars().filter(|c| c.is_control() && *c != '\n').collect();
+    assert!(raw.is_empty(), "{what} printed raw {raw:?}: {text:?}");
+    assert!(
+        !text.lines().any(|line| line.starts_with("forged")),
+        "{what} let a newline forge a line: {text}"
+    );
+}
+
+#[test]
+fn human_output_escapes_control_characters_from_the_daemon() {
+    let dir = Scratch::new("hostile");
+    let sessions = format!(
+        r#"{{"id":{{id}},"ok":true,"result":{{"sessions":[{}]}}}}"#,
+        hostile_summary(HOSTILE, false)
+    );
+    let session = format!(
+        r#"{{"id":{{id}},"ok":true,"result":{}}}"#,
+        hostile_summary("kitchen", true)
+    );
+    let error = format!(r#"{{"id":{{id}},"ok":false,"error":{{"code":"not_found","message":"{HOSTILE}"}}}}"#);
+    let mut events = vec![r#"{"id":{id},"ok":true,"result":{"subscribed":true}}"#.to_owned()];
+    events.push(format!(
+        r#"{{"event":"state","session":"kitchen","state":"ready","attempt":0,"retry_in_ms":null,"cause":null,"code":null,"at":"2020-01-01T00:00:00.000Z","session_id":"{HOSTILE}"}}"#
+    ));
+    events.push(format!(
+        r#"{{"event":"message","session":"kitchen","message":{{"type":"stt","text":"{HOSTILE}"}}}}"#
+    ));
+    events.push(format!(r#"{{"event":"future","x":"{HOSTILE}"}}"#));
+    events.push("not json \u{1b}[2J \u{9b}".to_owned());
+    let subscription = Reply {
+        lines: events,
+        pause: Duration::ZERO,
+        read_request: true,
+    };
+    let daemon = FakeDaemon::start(
+        dir.path("s.sock"),
+        vec![answer(&sessions), answer(&session), answer(&error), subscription],
+    );
+    let socket = sock(&daemon.socket);
+
+    let table = ctl(&["--socket", socket, "sessions"], &[], "");
+    assert_eq!(table.code, 0, "{}", table.stderr);
+    assert_terminal_safe("sessions", &table.stdout);
+    assert!(table.stdout.contains(r"x\u{1b}[2J"), "{}", table.stdout);
+
+    let detail = ctl(&["--socket", socket, "session", "kitchen"], &[], "");
+    assert_eq!(detail.code, 0, "{}", detail.stderr);
+    assert_terminal_safe("session", &detail.stdout);
+    for field in ["session_id:", "url:", "last close:", "activation_code:", "future_x"] {
+        assert!(detail.stdout.contains(field), "{field} missing: {}", detail.stdout);
+    }
+    assert!(detail.stdout.contains(r"\u{9b}31m\u{85}\u{7f}"), "{}", detail.stdout);
+
+    let refused = ctl(&["--socket", socket, "disconnect", "kitchen"], &[], "");
+    assert_eq!(refused.code, 1);
+    assert_terminal_safe("an error message", &refused.stderr);
+    assert!(refused.stderr.contains(r"not_found: x\u{1b}[2J"), "{}", refused.stderr);
+
+    let follow = ctl(&["--socket", socket, "subscribe"], &[], "");
+    assert_eq!(follow.code, 0, "{}", follow.stderr);
+    assert_terminal_safe("subscribe", &follow.stdout);
+    let lines: Vec<&str> = follow.stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{}", follow.stdout);
+    assert!(lines[0].contains(r"session_id=x\u{1b}[2J"), "{}", lines[0]);
+    assert_eq!(lines[3], r"not json \u{1b}[2J \u{9b}");
+    daemon.requests();
+}
+
+#[test]
+fn json_output_stays_exact_even_with_control_characters() {
+    let dir = Scratch::new("hostile-json");
+    let session = format!(
+        r#"{{"id":{{id}},"ok":true,"result":{}}}"#,
+        hostile_summary("kitchen", true)
+    );
+    let daemon = FakeDaemon::start(dir.path("s.sock"), vec![answer(&session)]);
+    let run = ctl(
+        &["--json", "--socket", sock(&daemon.socket), "session", "kitchen"],
+        &[],
+        "",
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout, format!("{}\n", session.replace("{id}", "1")));
+    daemon.requests();
 }

@@ -11,23 +11,15 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use support::ota::OtaEndpoint;
-use support::{settings, Watcher};
+use support::{settings, start};
 use wsvisor_actors::events::{DropReason, Event};
 use wsvisor_actors::loss::Cause;
 use wsvisor_actors::messages::{AddSession, GetSession, RemoveSession, SendOutcome, SendText};
 use wsvisor_actors::settings::{Credential, OtaSettings, SessionSettings};
 use wsvisor_actors::state::SessionState;
-use wsvisor_actors::{start_tree, Tree};
 use wsvisor_loopback::{Fault, Server, ServerOptions};
 
 const LIMIT: Duration = Duration::from_secs(5);
-
-async fn start(session: SessionSettings) -> (Tree, Watcher) {
-    let tree = start_tree(Default::default());
-    let watcher = Watcher::subscribe(&tree).await;
-    tree.supervisor.send(AddSession(session)).await.unwrap().unwrap();
-    (tree, watcher)
-}
 
 fn ota_session(ota: &OtaEndpoint) -> SessionSettings {
     let mut session = settings("kitchen", "unused");
@@ -105,7 +97,7 @@ async fn recovery_after_an_outage_of_any_length_takes_about_one_revive_after() {
     );
 }
 
-fn count_connecting(watcher: &Watcher) -> usize {
+fn count_connecting(watcher: &support::Watcher) -> usize {
     watcher.history().iter().filter(|h| h.as_str() == "connecting").count()
 }
 

@@ -3,10 +3,10 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use support::process::Daemon;
+use support::process::{open_fds, wsvisor, Daemon, Scratch};
 use support::{settings, Watcher};
 use wsvisor_actors::census;
 use wsvisor_actors::messages::AddSession;
@@ -16,12 +16,6 @@ use wsvisor_loopback::{Server, ServerOptions};
 const CYCLES: u64 = 1_000;
 const WARM_UP: u64 = 20;
 
-fn open_fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|dir| dir.count())
-        .unwrap_or(0)
-}
-
 #[test]
 fn a_thousand_idle_closes_all_recover_without_leaking_descriptors() {
     let server = Server::start(ServerOptions {
@@ -29,22 +23,19 @@ fn a_thousand_idle_closes_all_recover_without_leaking_descriptors() {
         ..Default::default()
     })
     .unwrap();
-    let dir = std::env::temp_dir().join(format!("wsvisor-idle-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
+    let scratch = Scratch::new("idle");
+    let dir = &scratch.0;
+    let config = scratch.write(
+        "config.toml",
+        &format!(
             "[daemon]\ncontrol_socket = \"{}\"\n[defaults.reconnect]\ninitial_delay = \"2ms\"\nmax_delay = \"20ms\"\n\
              [[session]]\nname = \"kitchen\"\nurl = \"{}\"\ntoken = \"t\"\ndevice_id = \"d\"\nclient_id = \"c\"\n",
             dir.join("control.sock").display(),
             server.url()
         ),
-    )
-    .unwrap();
-    let mut child = Daemon::spawn(
-        Command::new(env!("CARGO_BIN_EXE_wsvisor"))
-            .args(["run", "--config", config.to_str().unwrap()])
+    );
+    let child = Daemon::spawn(
+        wsvisor(&["run", "--config", config.to_str().unwrap()])
             .env("RUST_LOG", "warn")
             .stderr(Stdio::null()),
     );
@@ -58,9 +49,8 @@ fn a_thousand_idle_closes_all_recover_without_leaking_descriptors() {
     let finished = server.wait_for_hellos(WARM_UP + CYCLES, Duration::from_secs(90));
     let took = started.elapsed();
     let fds_at_end = open_fds(child.id());
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-    let _ = child.wait();
-    let _ = std::fs::remove_dir_all(&dir);
+    // The daemon must still stop cleanly after it all.
+    child.stop();
 
     assert!(
         finished,

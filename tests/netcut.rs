@@ -27,10 +27,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use serde_json::json;
 use support::{settings, Watcher, PING_INTERVAL, PING_TIMEOUT};
 use wsvisor_actors::loss::Cause;
-use wsvisor_actors::messages::{AddSession, SendOutcome, SendText};
+use wsvisor_actors::messages::{AddSession, SendOutcome};
 use wsvisor_actors::settings::SessionSettings;
 use wsvisor_actors::state::SessionState;
 use wsvisor_loopback::{Server, ServerOptions};
@@ -415,19 +414,7 @@ async fn with_a_message_pending_the_kernel_gives_up_within_tcp_user_timeout() {
     let cut_at = ns.cut();
     // 256 KiB: more than the initial congestion window, so most of it
     // waits in the send buffer and none of it is ever acknowledged.
-    let mut message = serde_json::Map::new();
-    message.insert("type".into(), json!("listen"));
-    message.insert("state".into(), json!("detect"));
-    message.insert("text".into(), json!("x".repeat(256 << 10)));
-    let outcome = tree
-        .supervisor
-        .send(SendText {
-            session: "kitchen".into(),
-            message,
-        })
-        .await
-        .unwrap()
-        .unwrap();
+    let outcome = support::send_listen(&tree, "kitchen", &"x".repeat(256 << 10)).await;
     assert_eq!(outcome, SendOutcome::Sent);
     let sent_at = Instant::now();
 

@@ -60,8 +60,8 @@ async fn a_panicking_connection_is_restarted_and_its_neighbour_carries_on() {
 fn the_daemon_restarts_a_panicked_connection_and_nothing_else_notices() {
     use std::time::Instant;
 
-    use serde_json::{json, Value};
-    use support::process::{config_toml, signal, socket_of, wait_with_timeout, wsvisor, Control, Daemon, Scratch};
+    use support::process::{config_toml, control, socket_of, Control, Daemon, Scratch};
+    use wsvisor::protocol::{Command, EventLine, MetricsText, Pong, Requested, SessionSummary};
 
     const PANICS: usize = 5;
     const LIMIT: Duration = Duration::from_secs(10);
@@ -74,74 +74,78 @@ fn the_daemon_restarts_a_panicked_connection_and_nothing_else_notices() {
         &config_toml(&scratch, "", &[("kitchen", &url), ("attic", &url)]),
     );
     let log = scratch.0.join("stderr.log");
-    let mut daemon = Daemon::spawn(
-        wsvisor(&["run", "--config", config.to_str().unwrap()]).stderr(std::fs::File::create(&log).unwrap()),
-    );
-    let mut control = Control::connect(&socket_of(&scratch));
-    let summary = |control: &mut Control, name: &str| control.result("session", json!({"session": name}));
-    let wait_ready = |control: &mut Control, name: &str, not_id: &Value| -> Value {
+    let mut daemon = Daemon::run(&config, &log);
+    let mut control = control(&socket_of(&scratch));
+    let summary = |control: &mut Control, name: &str| control.session(name).expect("session");
+    let wait_ready = |control: &mut Control, name: &str, not_id: Option<&str>| -> SessionSummary {
         let deadline = Instant::now() + LIMIT;
         loop {
             let s = summary(control, name);
-            if s["state"] == "ready" && s["session_id"] != *not_id {
+            if s.state == SessionState::Ready && s.session_id.as_deref() != not_id {
                 return s;
             }
-            assert!(Instant::now() < deadline, "{name} never ready again: {s}");
+            assert!(Instant::now() < deadline, "{name} never ready again: {s:?}");
             std::thread::sleep(Duration::from_millis(5));
         }
     };
-    let mut kitchen = wait_ready(&mut control, "kitchen", &Value::Null);
-    let attic = wait_ready(&mut control, "attic", &Value::Null);
+    let mut kitchen = wait_ready(&mut control, "kitchen", None);
+    let attic = wait_ready(&mut control, "attic", None);
 
-    let mut events = Control::connect(&socket_of(&scratch));
-    assert_eq!(events.result("subscribe", json!({}))["subscribed"], true);
+    let mut events = support::process::control(&socket_of(&scratch))
+        .subscribe(None, false)
+        .expect("subscribed");
 
     for round in 0..PANICS {
-        let requested = control.result("panic", json!({"session": "kitchen"}));
-        assert_eq!(requested["requested"], "panic", "{requested}");
+        let panic = Command::Panic {
+            session: "kitchen".into(),
+        };
+        let requested: Requested = control.result(&panic).expect("panic");
+        assert_eq!(requested.requested, "panic", "{requested:?}");
         // The loss is reported as `internal`, then the session comes back.
         let deadline = Instant::now() + LIMIT;
         let mut lost = false;
         loop {
-            let event = events.read_line().expect("the event stream ended");
-            assert_ne!(event["session"], "attic", "the neighbour was disturbed: {event}");
-            if event["event"] == "state" && event["state"] == "backoff" {
-                assert_eq!(event["cause"], "internal", "round {round}: {event}");
-                lost = true;
-            }
-            if lost && event["event"] == "state" && event["state"] == "ready" {
-                assert_ne!(event["session_id"], kitchen["session_id"]);
-                break;
+            let event = events.next_event().unwrap().expect("the event stream ended");
+            assert_ne!(event.session(), Some("attic"), "the neighbour was disturbed: {event:?}");
+            if let EventLine::State(state) = &event {
+                if state.state == SessionState::Backoff {
+                    assert_eq!(state.cause, Some(Cause::Internal), "round {round}: {event:?}");
+                    lost = true;
+                }
+                if lost && state.state == SessionState::Ready {
+                    assert_ne!(state.session_id, kitchen.session_id);
+                    break;
+                }
             }
             assert!(Instant::now() < deadline, "round {round}: kitchen never came back");
         }
-        kitchen = wait_ready(&mut control, "kitchen", &kitchen["session_id"]);
-        assert_eq!(kitchen["last_close"]["cause"], "internal", "{kitchen}");
+        kitchen = wait_ready(&mut control, "kitchen", kitchen.session_id.as_deref());
+        assert_eq!(
+            kitchen.last_close.as_ref().map(|c| c.cause),
+            Some(Cause::Internal),
+            "{kitchen:?}"
+        );
         assert!(daemon.try_wait().unwrap().is_none(), "the daemon died");
     }
 
     let attic_after = summary(&mut control, "attic");
-    assert_eq!(attic_after["state"], "ready");
-    assert_eq!(
-        attic_after["session_id"], attic["session_id"],
-        "the neighbour reconnected"
-    );
-    assert!(control.result("ping", json!({}))["pid"].is_number());
-    let metrics = control.result("metrics", json!({}))["text"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    assert_eq!(attic_after.state, SessionState::Ready);
+    assert_eq!(attic_after.session_id, attic.session_id, "the neighbour reconnected");
+    assert_eq!(control.result::<Pong>(&Command::Ping).unwrap().pid, daemon.id());
+    let metrics = control.result::<MetricsText>(&Command::Metrics).unwrap().text;
     let internal = format!("wsvisor_session_losses_total{{session=\"kitchen\",cause=\"internal\"}} {PANICS}\n");
     assert!(metrics.contains(&internal), "{metrics}");
     // A new client is served too, not only the ones already connected.
-    assert!(Control::connect(&socket_of(&scratch)).result("ping", json!({}))["pid"].is_number());
-
-    signal(&daemon, "TERM");
     assert_eq!(
-        wait_with_timeout(&mut daemon, Duration::from_secs(2)).and_then(|s| s.code()),
-        Some(0),
-        "the daemon did not stop cleanly after {PANICS} panics"
+        support::process::control(&socket_of(&scratch))
+            .result::<Pong>(&Command::Ping)
+            .unwrap()
+            .pid,
+        daemon.id()
     );
+
+    // The daemon stops cleanly after the panics.
+    daemon.stop();
     let said = std::fs::read_to_string(&log).unwrap();
     assert_eq!(
         said.matches("session=kitchen lost cause=internal").count(),

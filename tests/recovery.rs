@@ -7,12 +7,11 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::{settings, Watcher, PING_INTERVAL, PING_TIMEOUT};
+use support::{settings, start, Watcher, PING_INTERVAL, PING_TIMEOUT};
 use wsvisor_actors::loss::Cause;
-use wsvisor_actors::messages::{AddSession, DisconnectSession, SendText};
-use wsvisor_actors::settings::SessionSettings;
+use wsvisor_actors::messages::{DisconnectSession, SendText};
 use wsvisor_actors::state::SessionState;
-use wsvisor_actors::{start_tree, Tree};
+use wsvisor_actors::Tree;
 use wsvisor_loopback::{Fault, Mode, Server, ServerOptions};
 
 /// Close frames and RSTs arrive as socket events: detection is immediate.
@@ -26,13 +25,6 @@ const SHORT: Duration = Duration::from_secs(2);
 
 fn server() -> Server {
     Server::start(ServerOptions::default()).expect("loopback server")
-}
-
-async fn start(settings: SessionSettings) -> (Tree, Watcher) {
-    let tree = start_tree(Default::default());
-    let watcher = Watcher::subscribe(&tree).await;
-    tree.supervisor.send(AddSession(settings)).await.unwrap().unwrap();
-    (tree, watcher)
 }
 
 async fn ready_session(server: &Server) -> (Tree, Watcher) {
@@ -449,19 +441,7 @@ async fn on_demand_stays_down_after_a_clean_close_until_something_is_sent() {
     watcher.assert_no_state_change(Duration::from_millis(200)).await;
     assert_eq!(server.accepted(), 1);
 
-    let mut message = serde_json::Map::new();
-    message.insert("type".into(), "listen".into());
-    message.insert("state".into(), "detect".into());
-    message.insert("text".into(), "wake up".into());
-    let outcome = tree
-        .supervisor
-        .send(SendText {
-            session: "kitchen".into(),
-            message,
-        })
-        .await
-        .unwrap()
-        .unwrap();
+    let outcome = support::send_listen(&tree, "kitchen", "wake up").await;
     assert_eq!(outcome, wsvisor_actors::messages::SendOutcome::Queued { position: 1 });
     let (ready, _) = watcher.wait_state(SessionState::Ready, SHORT).await;
     let deadline = Instant::now() + SHORT;

@@ -26,15 +26,18 @@
 mod support;
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
-use support::process::{session_toml, signal, socket_of, wait_with_timeout, wsvisor, Control, Daemon, Scratch};
+use serde_json::Value;
+use support::process::{control, open_fds, session_toml, socket_of, wsvisor, Control, Daemon, Scratch};
+use wsvisor::control_client::ClientError;
+use wsvisor::protocol::{
+    Command, Delivery, ErrorCode, EventLine, ListenState, MetricsText, ReloadSummary, SessionState, SessionSummary,
+    Status,
+};
 use wsvisor_loopback::{EventKind, Fault, Mode, Server, ServerOptions};
 
 /// The drivers' sessions; `extra` comes and goes with reloads.
@@ -123,7 +126,7 @@ struct Usage {
 }
 
 fn usage(pid: u32) -> Usage {
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count();
+    let fds = open_fds(pid);
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let field = |name: &str| -> u64 {
         status
@@ -254,69 +257,64 @@ impl Soak {
     fn send(&self, control: &mut Control, lane: &Lane, context: &str) {
         let seq = lane.next_seq.fetch_add(1, SeqCst);
         let text = format!("soak:{}:{seq}", lane.name);
-        let response = control.request("listen", json!({"session": lane.name, "state": "detect", "text": text}));
-        if response["ok"] == true {
-            let result = &response["result"];
-            assert!(result["sent"] == true || result["queued"] == true, "{response}");
-            let how = format!("{result} {context}");
-            lane.accepted.lock().unwrap().push((seq, how));
-        } else {
-            assert_eq!(response["error"]["code"], "not_ready", "{response}");
-            self.refused.fetch_add(1, SeqCst);
+        let listen = Command::Listen {
+            session: lane.name.into(),
+            state: ListenState::Detect,
+            mode: None,
+            text: Some(text),
+        };
+        match control.result::<Delivery>(&listen) {
+            Ok(delivery) => {
+                let how = format!("{delivery:?} {context}");
+                lane.accepted.lock().unwrap().push((seq, how));
+            }
+            Err(ClientError::Daemon(err)) => {
+                assert_eq!(err.code(), Some(ErrorCode::NotReady), "{err}");
+                self.refused.fetch_add(1, SeqCst);
+            }
+            Err(err) => panic!("listen: {err}"),
         }
     }
 }
 
-fn summary(control: &mut Control, session: &str) -> Value {
-    control.result("session", json!({"session": session}))
+fn summary(control: &mut Control, session: &str) -> SessionSummary {
+    control.session(session).expect("session")
 }
 
 /// Wait until `session` is ready on a connection other than `not_id`'s.
-fn wait_ready(control: &mut Control, session: &str, not_id: &Value) -> Value {
+fn wait_ready(control: &mut Control, session: &str, not_id: Option<&str>) -> Option<String> {
     let deadline = Instant::now() + LIMIT;
     loop {
         let s = summary(control, session);
-        if s["state"] == "ready" && s["session_id"] != *not_id {
-            return s["session_id"].clone();
+        if s.state == SessionState::Ready && s.session_id.as_deref() != not_id {
+            return s.session_id;
         }
-        assert!(Instant::now() < deadline, "{session} not ready again: {s}");
+        assert!(Instant::now() < deadline, "{session} not ready again: {s:?}");
         std::thread::sleep(Duration::from_millis(1));
     }
 }
 
 /// Wait until the daemon has seen the connection `id` go.
-fn wait_gone(control: &mut Control, session: &str, id: &Value) {
+fn wait_gone(control: &mut Control, session: &str, id: Option<&str>) {
     let deadline = Instant::now() + LIMIT;
     loop {
         let s = summary(control, session);
-        if s["state"] != "ready" || s["session_id"] != *id {
+        if s.state != SessionState::Ready || s.session_id.as_deref() != id {
             return;
         }
-        assert!(Instant::now() < deadline, "{session} never noticed the fault: {s}");
+        assert!(Instant::now() < deadline, "{session} never noticed the fault: {s:?}");
         std::thread::sleep(Duration::from_millis(1));
     }
 }
 
 /// Every listed session ready on a connection other than the one in `before`.
-fn wait_all_ready(control: &mut Control, before: &HashMap<String, Value>) -> HashMap<String, Value> {
-    let deadline = Instant::now() + LIMIT;
-    loop {
-        let sessions = control.result("sessions", json!({}))["sessions"]
-            .as_array()
-            .unwrap()
-            .clone();
-        let ready = sessions
+fn wait_all_ready(control: &mut Control, before: &HashMap<String, Option<String>>) -> HashMap<String, Option<String>> {
+    let sessions = support::process::wait_sessions(control, "all ready", |sessions| {
+        sessions
             .iter()
-            .all(|s| s["state"] == "ready" && before.get(s["name"].as_str().unwrap()) != Some(&s["session_id"]));
-        if ready {
-            return sessions
-                .iter()
-                .map(|s| (s["name"].as_str().unwrap().to_owned(), s["session_id"].clone()))
-                .collect();
-        }
-        assert!(Instant::now() < deadline, "not all ready: {sessions:#?}");
-        std::thread::sleep(Duration::from_millis(2));
-    }
+            .all(|s| s.state == SessionState::Ready && before.get(&s.name) != Some(&s.session_id))
+    });
+    sessions.into_iter().map(|s| (s.name, s.session_id)).collect()
 }
 
 /// One session's driver: cycles until the target is reached. Its control
@@ -325,15 +323,15 @@ fn drive(soak: &Soak, index: usize) -> Control {
     let lane = &soak.lanes[index];
     let session = lane.name;
     let faults = one_faults();
-    let mut control = Control::connect(&soak.socket);
+    let mut control = control(&soak.socket);
     let mut next_fault = index;
     loop {
         let _cycle = soak.gate.read().unwrap();
         if soak.failed.load(SeqCst) || soak.cycles() >= soak.target {
             return control;
         }
-        let id = wait_ready(&mut control, session, &Value::Null);
-        soak.send(&mut control, lane, &format!("on {id}"));
+        let id = wait_ready(&mut control, session, None);
+        soak.send(&mut control, lane, &format!("on {id:?}"));
         // A frame written to a socket the server then closes is lost in any
         // WebSocket client (docs/control.md): let what was written arrive.
         lane.wait_delivered();
@@ -346,25 +344,53 @@ fn drive(soak: &Soak, index: usize) -> Control {
             OneFault::Drop => inject(lane, Fault::Drop),
             OneFault::Reset => inject(lane, Fault::Reset),
             OneFault::Silence => inject(lane, Fault::Silence),
-            OneFault::Reconnect => {
-                control.result("reconnect", json!({"session": session}));
-            }
-            OneFault::DisconnectConnect => {
-                control.result("disconnect", json!({"session": session}));
-            }
-            OneFault::Panic => {
-                control.result("panic", json!({"session": session}));
-            }
+            OneFault::Reconnect => request(
+                &mut control,
+                Command::Reconnect {
+                    session: session.into(),
+                },
+            ),
+            OneFault::DisconnectConnect => request(
+                &mut control,
+                Command::Disconnect {
+                    session: session.into(),
+                },
+            ),
+            OneFault::Panic => request(&mut control, panic_command(session)),
         }
-        wait_gone(&mut control, session, &id);
+        wait_gone(&mut control, session, id.as_deref());
         // Down (queued), stopped (refused) or already back (sent).
-        soak.send(&mut control, lane, &format!("after {fault:?} of {id}"));
+        soak.send(&mut control, lane, &format!("after {fault:?} of {id:?}"));
         if matches!(fault, OneFault::DisconnectConnect) {
-            control.result("connect", json!({"session": session}));
+            request(
+                &mut control,
+                Command::Connect {
+                    session: session.into(),
+                },
+            );
         }
-        wait_ready(&mut control, session, &id);
+        wait_ready(&mut control, session, id.as_deref());
         soak.one_cycles.fetch_add(1, SeqCst);
     }
+}
+
+/// `command`, which must succeed.
+fn request(control: &mut Control, command: Command) {
+    if let Err(err) = control.result::<Value>(&command) {
+        panic!("{}: {err}", command.name());
+    }
+}
+
+#[cfg(feature = "fault-injection")]
+fn panic_command(session: &str) -> Command {
+    Command::Panic {
+        session: session.into(),
+    }
+}
+
+#[cfg(not(feature = "fault-injection"))]
+fn panic_command(_: &str) -> Command {
+    unreachable!("panics are injected only with the fault-injection feature")
 }
 
 fn inject(lane: &Lane, fault: Fault) {
@@ -449,21 +475,21 @@ fn config_text(socket: &Path, urls: &[String], extra: Option<&str>) -> String {
 
 /// `dropped` events, counted by a subscriber that reads until the daemon goes.
 fn count_dropped(soak: Arc<Soak>) -> std::thread::JoinHandle<()> {
-    let mut stream = UnixStream::connect(&soak.socket).unwrap();
-    writeln!(stream, "{}", json!({"id": 1, "cmd": "subscribe"})).unwrap();
+    let mut events = control(&soak.socket).subscribe(None, false).expect("subscribed");
     std::thread::spawn(move || {
         // Bounded by the daemon's life: the stream ends when it stops.
-        for line in BufReader::new(stream).lines().map_while(Result::ok) {
-            let event: Value = serde_json::from_str(&line).unwrap();
-            if event["event"] == "dropped" {
-                let count = event["count"].as_u64().unwrap();
-                if let Some(lane) = soak.lanes.iter().find(|l| event["session"] == l.name) {
-                    lane.dropped.fetch_add(count, SeqCst);
+        while let Ok(Some(event)) = events.next_event() {
+            match event {
+                EventLine::Dropped { session, count, .. } => {
+                    if let Some(lane) = soak.lanes.iter().find(|l| session == l.name) {
+                        lane.dropped.fetch_add(count, SeqCst);
+                    }
                 }
-            }
-            if event["event"] == "lagged" {
-                soak.failed.store(true, SeqCst);
-                panic!("the soak's subscriber lagged: {line}");
+                EventLine::Lagged { skipped } => {
+                    soak.failed.store(true, SeqCst);
+                    panic!("the soak's subscriber lagged by {skipped} events");
+                }
+                _ => {}
             }
         }
     })
@@ -471,10 +497,7 @@ fn count_dropped(soak: Arc<Soak>) -> std::thread::JoinHandle<()> {
 
 /// Losses by cause, summed over sessions, from the daemon's metrics.
 fn losses_by_cause(control: &mut Control) -> BTreeMap<String, u64> {
-    let text = control.result("metrics", json!({}))["text"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let text = control.result::<MetricsText>(&Command::Metrics).unwrap().text;
     let mut by_cause = BTreeMap::new();
     for line in text.lines().filter(|l| l.starts_with("wsvisor_session_losses_total{")) {
         let cause = line.split("cause=\"").nth(1).and_then(|r| r.split('"').next()).unwrap();
@@ -488,7 +511,7 @@ fn losses_by_cause(control: &mut Control) -> BTreeMap<String, u64> {
 fn settle(soak: &Soak, control: &mut Control, config: &Path, urls: &[String], pid: u32) -> Usage {
     let _all = soak.gate.write().unwrap();
     std::fs::write(config, config_text(&soak.socket, urls, Some("dev-extra"))).unwrap();
-    control.result("reload", json!({}));
+    control.result::<ReloadSummary>(&Command::Reload).unwrap();
     let all = wait_all_ready(control, &HashMap::new());
     assert_eq!(all.len(), SESSIONS.len() + 1, "{all:?}");
     soak.wait_all_delivered();
@@ -524,9 +547,10 @@ fn sessions_survive_thousands_of_mixed_losses_without_leaking() {
         wsvisor(&["run", "--config", config.to_str().unwrap()])
             .env_remove("RUST_BACKTRACE")
             .stderr(std::fs::File::create(&log).unwrap()),
-    );
+    )
+    .logging_to(&log);
     let pid = daemon.id();
-    let mut control = Control::connect(&socket);
+    let mut control = control(&socket);
     wait_all_ready(&mut control, &HashMap::new());
 
     let soak = Arc::new(Soak {
@@ -565,9 +589,9 @@ fn sessions_survive_thousands_of_mixed_losses_without_leaking() {
             break;
         }
         // ctl traffic of a watching person or script.
-        control.result("sessions", json!({}));
-        control.result("status", json!({}));
-        control.result("metrics", json!({}));
+        control.sessions().unwrap();
+        control.result::<Status>(&Command::Status).unwrap();
+        control.result::<MetricsText>(&Command::Metrics).unwrap();
         if warm.is_none() && soak.cycles() >= warm_up {
             let at_warm = settle(&soak, &mut control, &config, &urls, pid);
             warm = Some((at_warm, soak.cycles()));
@@ -582,8 +606,9 @@ fn sessions_survive_thousands_of_mixed_losses_without_leaking() {
                 _ => config_text(&socket, &urls, Some("dev-extra")),
             };
             std::fs::write(&config, text).unwrap();
-            let response = control.request("reload", json!({}));
-            assert_eq!(response["ok"], true, "{response}");
+            if let Err(err) = control.result::<ReloadSummary>(&Command::Reload) {
+                panic!("reload: {err}");
+            }
             reloads += 1;
         }
         if tick % 7 == 0 {
@@ -650,7 +675,7 @@ fn sessions_survive_thousands_of_mixed_losses_without_leaking() {
     }
 
     drop(driver_controls);
-    stop(daemon, &log);
+    daemon.stop();
     let _ = subscriber.join();
 
     eprintln!(
@@ -690,16 +715,5 @@ fn sessions_survive_thousands_of_mixed_losses_without_leaking() {
     assert!(
         total_losses >= cycles,
         "{total_losses} losses counted for {cycles} cycles: {losses:?}"
-    );
-}
-
-fn stop(mut daemon: Daemon, log: &Path) {
-    signal(&daemon, "TERM");
-    let status = wait_with_timeout(&mut daemon, Duration::from_secs(2));
-    assert_eq!(
-        status.and_then(|s| s.code()),
-        Some(0),
-        "the daemon did not stop cleanly: {}",
-        std::fs::read_to_string(log).unwrap_or_default()
     );
 }

@@ -153,10 +153,16 @@ fn a_wedged_actor_stops_the_watchdog_within_one_interval() {
     let (mut daemon, notes) = start(&scratch, &server);
     let first = notes.wait_for(0, "WATCHDOG=1");
     notes.wait_for(first + 1, "WATCHDOG=1");
-    let mut control = support::process::Control::connect(&support::process::socket_of(&scratch));
+    let mut control = support::process::control(&support::process::socket_of(&scratch));
     let wedged_at = Instant::now();
+    let wedge = wsvisor::protocol::Command::Wedge {
+        session: "kitchen".into(),
+    };
     assert_eq!(
-        control.result("wedge", serde_json::json!({"session": "kitchen"}))["requested"],
+        control
+            .result::<wsvisor::protocol::Requested>(&wedge)
+            .unwrap()
+            .requested,
         "wedge"
     );
     std::thread::sleep(WATCHDOG * 3);
@@ -170,8 +176,12 @@ fn a_wedged_actor_stops_the_watchdog_within_one_interval() {
         late.iter().all(|after| *after < WATCHDOG),
         "patted {late:?} after the wedge"
     );
-    assert!(
-        control.result("ping", serde_json::json!({}))["pid"].is_number(),
+    assert_eq!(
+        control
+            .result::<wsvisor::protocol::Pong>(&wsvisor::protocol::Command::Ping)
+            .unwrap()
+            .pid,
+        daemon.id(),
         "the rest still answers"
     );
     let log = support::process::read_all(&scratch.0.join("stderr.log"));

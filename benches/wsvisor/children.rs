@@ -1,20 +1,24 @@
 //! The processes the out-of-process benchmarks drive: the loopback server
 //! (this bench binary again, in its server role, so that its memory, CPU and
 //! file descriptors are not the daemon's), the real daemon (`wsvisor run`),
-//! a blocking control-socket connection, and /proc readings of a process.
+//! its control socket through the library's blocking client, and /proc
+//! readings of a process.
 //!
 //! The server child takes one command a line on stdin and answers one line
 //! on stdout: `stats` → `stats OPEN BINARY_FRAMES TEXTS`, `quit`.
 //! It exits when its stdin closes, so it never outlives the benchmark.
 
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use tempfile::TempDir;
+use wsvisor::control_client::blocking::Client;
+use wsvisor::protocol::{self, Command as ControlCommand};
 use wsvisor_loopback::{Server, ServerOptions};
 
 /// Set in the environment of the bench binary started as the server.
@@ -25,22 +29,15 @@ const CLOCK_TICKS: f64 = 100.0;
 
 /// Raises this process's soft open-file limit to the hard one: 10,000
 /// sessions need 10,000 sockets in the daemon and as many in the server.
-/// Children inherit it.
-// `rlim_t` is u64 on 64-bit Linux, not on every libc.
-#[allow(clippy::unnecessary_cast)]
+/// Children inherit it. The soft limit in force after.
 pub fn raise_fd_limit() -> u64 {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
+    let Ok((soft, hard)) = rlimit::getrlimit(rlimit::Resource::NOFILE) else {
+        return 0;
     };
-    // SAFETY: getrlimit/setrlimit with a valid, owned struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max {
-            limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-        }
+    if soft < hard && rlimit::setrlimit(rlimit::Resource::NOFILE, hard, hard).is_ok() {
+        return hard;
     }
-    limit.rlim_cur as u64
+    soft
 }
 
 /// Runs the server role and exits, when this process was started as one.
@@ -144,34 +141,7 @@ impl ServerProcess {
 impl Drop for ServerProcess {
     fn drop(&mut self) {
         let _ = writeln!(self.stdin, "quit");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A scratch directory removed on drop.
-pub struct Scratch(pub PathBuf);
-
-impl Scratch {
-    /// A fresh one named after `tag`.
-    pub fn new(tag: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("wsvisor-bench-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("scratch dir");
-        Scratch(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        exit_or_kill(&mut self.child);
     }
 }
 
@@ -180,15 +150,18 @@ pub struct Daemon {
     child: Child,
     spawned: Instant,
     socket: PathBuf,
-    _scratch: Scratch,
+    _scratch: TempDir,
 }
 
 impl Daemon {
     /// Starts the daemon with `sessions` sessions against `url`, every
     /// setting at its default.
     pub fn start(tag: &str, sessions: usize, url: &str) -> Daemon {
-        let scratch = Scratch::new(tag);
-        let socket = scratch.0.join("control.sock");
+        let scratch = tempfile::Builder::new()
+            .prefix(&format!("wsvisor-bench-{tag}-"))
+            .tempdir()
+            .expect("scratch dir");
+        let socket = scratch.path().join("control.sock");
         let mut config = format!(
             "[daemon]\ncontrol_socket = \"{}\"\nlog_level = \"warn\"\n",
             socket.display()
@@ -199,9 +172,9 @@ impl Daemon {
                  client_id = \"6f1c0b8e-0000-4000-8000-{i:012}\"\n"
             ));
         }
-        let config_path = scratch.0.join("config.toml");
+        let config_path = scratch.path().join("config.toml");
         std::fs::write(&config_path, config).expect("write config");
-        let log = std::fs::File::create(scratch.0.join("daemon.log")).expect("log file");
+        let log = std::fs::File::create(scratch.path().join("daemon.log")).expect("log file");
         let spawned = Instant::now();
         let child = Command::new(env!("CARGO_BIN_EXE_wsvisor"))
             .arg("run")
@@ -230,9 +203,13 @@ impl Daemon {
         self.child.id()
     }
 
-    /// A new control connection (waits for the socket, bounded).
-    pub fn connect(&self) -> Conn {
-        Conn::connect(&self.socket)
+    /// A new control connection (waits up to 10 s for the socket), whose
+    /// answers may take up to 30 s.
+    pub fn connect(&self) -> Client {
+        let mut client = Client::connect_within(&self.socket, Duration::from_secs(10))
+            .unwrap_or_else(|err| panic!("no control socket at {}: {err}", self.socket.display()));
+        client.set_timeout(Some(Duration::from_secs(30)));
+        client
     }
 
     /// Waits until `n` sessions are ready; returns how long after the
@@ -242,8 +219,8 @@ impl Daemon {
         let started = Instant::now();
         let mut conn = self.connect();
         loop {
-            let status = conn.call("status", json!({}));
-            let ready = status["result"]["sessions"]["ready"].as_u64().unwrap_or(0) as usize;
+            let status: protocol::Status = conn.result(&ControlCommand::Status).expect("status");
+            let ready = status.sessions.by_state.get("ready").copied().unwrap_or(0) as usize;
             if ready >= n {
                 return self.spawned.elapsed();
             }
@@ -284,19 +261,9 @@ impl Daemon {
         if let Ok(Some(_)) = self.child.try_wait() {
             return;
         }
-        // SAFETY: kill(2) on our own unreaped child.
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // Our own unreaped child: its pid cannot have been reused.
+        let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
+        exit_or_kill(&mut self.child);
     }
 }
 
@@ -304,6 +271,19 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         self.terminate();
     }
+}
+
+/// Waits up to 10 s for a child that was asked to exit, then kills it.
+fn exit_or_kill(child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// A `kB` field of /proc/PID/status.
@@ -314,93 +294,4 @@ fn proc_status_kib(pid: u32, field: &str) -> u64 {
         .find(|l| l.starts_with(field))
         .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         .unwrap_or(0)
-}
-
-/// A blocking control-socket connection; requests may be pipelined with
-/// `send` and `recv`.
-pub struct Conn {
-    reader: BufReader<UnixStream>,
-    writer: UnixStream,
-    next_id: u64,
-}
-
-impl Conn {
-    /// Connects, waiting up to 10 s for the daemon to create its socket.
-    pub fn connect(path: &Path) -> Conn {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            match UnixStream::connect(path) {
-                Ok(stream) => {
-                    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-                    let writer = stream.try_clone().unwrap();
-                    return Conn {
-                        reader: BufReader::with_capacity(1 << 16, stream),
-                        writer,
-                        next_id: 1,
-                    };
-                }
-                Err(err) => {
-                    assert!(
-                        Instant::now() < deadline,
-                        "no control socket at {}: {err}",
-                        path.display()
-                    );
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-            }
-        }
-    }
-
-    /// Writes one request without waiting for its answer; returns its id.
-    pub fn send(&mut self, cmd: &str, mut args: Value) -> u64 {
-        let id = self.next_id;
-        self.next_id += 1;
-        args["id"] = json!(id);
-        args["cmd"] = json!(cmd);
-        let mut line = args.to_string();
-        line.push('\n');
-        self.writer.write_all(line.as_bytes()).expect("control write");
-        id
-    }
-
-    /// Writes several requests at once (one write for the batch).
-    pub fn send_batch(&mut self, requests: impl Iterator<Item = (String, Value)>) -> usize {
-        let mut buf = String::new();
-        let mut n = 0;
-        for (cmd, mut args) in requests {
-            args["id"] = json!(self.next_id);
-            args["cmd"] = json!(cmd);
-            self.next_id += 1;
-            buf.push_str(&args.to_string());
-            buf.push('\n');
-            n += 1;
-        }
-        self.writer.write_all(buf.as_bytes()).expect("control write");
-        n
-    }
-
-    /// The next line, parsed.
-    pub fn recv(&mut self) -> Value {
-        let mut line = String::new();
-        let n = self.reader.read_line(&mut line).expect("control read");
-        assert!(n > 0, "the daemon closed the control connection");
-        serde_json::from_str(&line).expect("a JSON line")
-    }
-
-    /// The next line, as text (cheaper when only counting).
-    pub fn recv_raw(&mut self, line: &mut String) -> usize {
-        line.clear();
-        self.reader.read_line(line).expect("control read")
-    }
-
-    /// One request and its response.
-    pub fn call(&mut self, cmd: &str, args: Value) -> Value {
-        let id = self.send(cmd, args);
-        loop {
-            let response = self.recv();
-            if response["id"] == json!(id) {
-                return response;
-            }
-        }
-    }
 }

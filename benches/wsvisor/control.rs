@@ -10,49 +10,53 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use serde_json::{json, Value};
+use wsvisor::control_client::blocking::Client;
+use wsvisor::protocol::{Command, EventLine, ListenState, Subscribed};
 
-use crate::children::{Conn, Daemon, ServerProcess};
+use crate::children::{Daemon, ServerProcess};
 use crate::report::{us, Row, Samples};
 
 /// Requests in flight per pipelining connection.
 const WINDOW: usize = 128;
 
-/// Time of `n` sequential requests built by `request`, after a warm-up.
-fn round_trips(conn: &mut Conn, n: usize, request: impl Fn() -> (String, Value)) -> Samples {
-    let mut line = String::new();
+/// The next line from the daemon, which must not have closed.
+fn next_line(conn: &mut Client) -> String {
+    conn.next_line()
+        .expect("control read")
+        .expect("the daemon closed the control connection")
+}
+
+/// Time of `n` sequential requests of `command`, after a warm-up.
+fn round_trips(conn: &mut Client, n: usize, command: &Command) -> Samples {
     for _ in 0..n / 10 {
-        let (cmd, args) = request();
-        conn.send(&cmd, args);
-        conn.recv_raw(&mut line);
+        conn.send(command).expect("control write");
+        next_line(conn);
     }
     let mut samples = Vec::with_capacity(n);
     for _ in 0..n {
-        let (cmd, args) = request();
         let started = Instant::now();
-        conn.send(&cmd, args);
-        conn.recv_raw(&mut line);
+        conn.send(command).expect("control write");
+        let line = next_line(conn);
         samples.push(started.elapsed());
-        assert!(line.contains("\"ok\":true"), "{cmd} failed: {line}");
+        assert!(line.contains("\"ok\":true"), "{} failed: {line}", command.name());
     }
     Samples::new(samples)
 }
 
 /// Sends `total` requests from `next` with up to [`WINDOW`] in flight;
 /// returns how many were answered with an error.
-fn pipeline(conn: &mut Conn, total: usize, mut next: impl FnMut(usize) -> (String, Value)) -> usize {
+fn pipeline(conn: &mut Client, total: usize, mut next: impl FnMut(usize) -> Command) -> usize {
     let mut sent = 0;
     let mut answered = 0;
     let mut errors = 0;
-    let mut line = String::new();
     while answered < total {
         let room = (WINDOW - (sent - answered)).min(total - sent);
         if room > 0 {
-            let batch: Vec<_> = (sent..sent + room).map(&mut next).collect();
-            sent += conn.send_batch(batch.into_iter());
+            let batch: Vec<Command> = (sent..sent + room).map(&mut next).collect();
+            conn.send_batch(&batch).expect("control write");
+            sent += batch.len();
         }
-        assert!(conn.recv_raw(&mut line) > 0, "the daemon closed the connection");
+        let line = next_line(conn);
         if line.contains("\"id\"") {
             answered += 1;
             if !line.contains("\"ok\":true") {
@@ -71,15 +75,13 @@ pub fn control_plane(round_trip_count: usize, messages: usize) -> Vec<Row> {
     daemon.wait_ready(sessions, Duration::from_secs(30));
     let mut conn = daemon.connect();
 
-    let session = round_trips(&mut conn, round_trip_count, || {
-        ("session".into(), json!({"session": "s0"}))
-    });
-    let send = round_trips(&mut conn, round_trip_count, || {
-        (
-            "send".into(),
-            json!({"session": "s1", "message": {"type": "mcp", "payload": {"jsonrpc": "2.0"}}}),
-        )
-    });
+    let session = round_trips(&mut conn, round_trip_count, &Command::Session { session: "s0".into() });
+    let message = serde_json::json!({"type": "mcp", "payload": {"jsonrpc": "2.0"}});
+    let send = Command::Send {
+        session: "s1".into(),
+        message: message.as_object().cloned().unwrap_or_default(),
+    };
+    let send = round_trips(&mut conn, round_trip_count, &send);
     // Every `send` reached the server (the warm-up's too).
     let texts_deadline = Instant::now() + Duration::from_secs(10);
     while server.stats().texts < send.len() as u64 && Instant::now() < texts_deadline {
@@ -97,21 +99,25 @@ pub fn control_plane(round_trip_count: usize, messages: usize) -> Vec<Row> {
         let mut sub = daemon.connect();
         let ready_tx = ready_tx.clone();
         threads.push(thread::spawn(move || {
-            let answer = sub.call("subscribe", json!({}));
-            assert_eq!(answer["ok"], true, "{answer}");
+            let answer: Subscribed = sub
+                .result(&Command::Subscribe {
+                    sessions: None,
+                    audio: false,
+                })
+                .expect("subscribe");
+            assert!(answer.subscribed);
             ready_tx.send(()).unwrap();
             let (mut delivered, mut skipped) = (0usize, 0u64);
-            let mut line = String::new();
             let deadline = Instant::now() + Duration::from_secs(120);
             while delivered < messages && Instant::now() < deadline {
-                if sub.recv_raw(&mut line) == 0 {
-                    break;
-                }
+                // Counting is cheap on the raw line; only a `lagged` is parsed.
+                let Ok(Some(line)) = sub.next_line() else { break };
                 if line.contains("\"event\":\"message\"") {
                     delivered += 1;
                 } else if line.contains("\"event\":\"lagged\"") {
-                    let v: Value = serde_json::from_str(&line).unwrap_or_default();
-                    skipped += v["skipped"].as_u64().unwrap_or(0);
+                    if let Ok(EventLine::Lagged { skipped: n }) = serde_json::from_str(&line) {
+                        skipped += n;
+                    }
                     if delivered as u64 + skipped >= messages as u64 {
                         break;
                     }
@@ -124,11 +130,11 @@ pub fn control_plane(round_trip_count: usize, messages: usize) -> Vec<Row> {
         ready_rx.recv().unwrap();
     }
     let started = Instant::now();
-    let errors = pipeline(&mut conn, messages, |i| {
-        (
-            "listen".into(),
-            json!({"session": format!("s{}", i % sessions), "state": "detect", "text": format!("m{i}")}),
-        )
+    let errors = pipeline(&mut conn, messages, |i| Command::Listen {
+        session: format!("s{}", i % sessions),
+        state: ListenState::Detect,
+        mode: None,
+        text: Some(format!("m{i}")),
     });
     let mut delivered = 0;
     let mut skipped = 0;
@@ -176,7 +182,6 @@ pub fn forwarding(frames: usize) -> Vec<Row> {
     daemon.wait_ready(sessions, Duration::from_secs(30));
     // An Opus frame of 60 ms at 16 kHz is about 100-200 bytes.
     let payload: Vec<u8> = (0..160u32).map(|i| (i * 37 % 251) as u8).collect();
-    let data = base64::engine::general_purpose::STANDARD.encode(&payload);
     let before = server.stats().binary_frames;
     let per_connection = frames / connections;
     let total = per_connection * connections;
@@ -184,11 +189,14 @@ pub fn forwarding(frames: usize) -> Vec<Row> {
     let threads: Vec<_> = (0..connections)
         .map(|c| {
             let mut conn = daemon.connect();
-            let data = data.clone();
+            let data = payload.clone();
             thread::spawn(move || {
                 pipeline(&mut conn, per_connection, |i| {
                     let session = (i * connections + c) % sessions;
-                    ("audio".into(), json!({"session": format!("s{session}"), "data": data}))
+                    Command::Audio {
+                        session: format!("s{session}"),
+                        data: data.clone(),
+                    }
                 })
             })
         })

@@ -18,6 +18,10 @@ mod control;
 mod idle;
 mod inprocess;
 mod report;
+// The tests' session settings and state watcher, shared rather than copied:
+// Cargo gives a package's test and bench targets no common module of their
+// own, and these are test helpers, not library API. The control socket
+// itself is reached through the library's one client (`wsvisor::control_client`).
 #[path = "../../tests/support/mod.rs"]
 mod support;
 

@@ -1,15 +1,12 @@
-//! The config parser (src/config/, compiled here from the daemon's own
-//! source) on arbitrary text: a `Config` or a `file:line:col: message`
-//! error pointing inside the text, never a panic.
+//! The config parser (`wsvisor::config`, the daemon's own) on arbitrary
+//! text: a `Config` or a `file:line:col: message` error pointing inside
+//! the text, never a panic.
 #![no_main]
 
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-
-#[allow(dead_code)]
-#[path = "../../src/config/mod.rs"]
-mod config;
+use wsvisor::config;
 
 fuzz_target!(|text: &str| {
     // The parser reads the files a config names: token_file whole, with

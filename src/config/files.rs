@@ -17,6 +17,23 @@ pub(super) struct TokenFileState {
     pub empty: bool,
 }
 
+/// Why a token file cannot be used; its words go into the config error.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum TokenFileError {
+    /// It cannot be looked at.
+    #[error("{}", reason(.0))]
+    Metadata(#[source] io::Error),
+    /// It is a directory.
+    #[error("is a directory, expected a file")]
+    Directory,
+    /// The connections' reader refused it (its words).
+    #[error("{0}")]
+    Read(String),
+    /// More than one line: not a token.
+    #[error("holds more than one line (line {0} is the second); a token file holds the token alone")]
+    MultiLine(usize),
+}
+
 /// Why a file cannot be used, in words for a message.
 fn reason(e: &io::Error) -> String {
     match e.kind() {
@@ -27,10 +44,10 @@ fn reason(e: &io::Error) -> String {
 }
 
 /// Checks that `path` is a readable regular file; returns its permission bits.
-fn readable_file(path: &Path) -> Result<Option<u32>, String> {
-    let meta = fs::metadata(path).map_err(|e| reason(&e))?;
+fn readable_file(path: &Path) -> Result<Option<u32>, TokenFileError> {
+    let meta = fs::metadata(path).map_err(TokenFileError::Metadata)?;
     if meta.is_dir() {
-        return Err("is a directory, expected a file".into());
+        return Err(TokenFileError::Directory);
     }
     #[cfg(unix)]
     let mode = {
@@ -43,21 +60,22 @@ fn readable_file(path: &Path) -> Result<Option<u32>, String> {
 }
 
 /// Reads the token file once to prove it can be read, then forgets the token.
-pub(super) fn inspect_token_file(path: &Path) -> Result<TokenFileState, String> {
-    use wsvisor_actors::settings::{read_token_file, CredentialError};
+pub(super) fn inspect_token_file(path: &Path) -> Result<TokenFileState, TokenFileError> {
+    use wsvisor_actors::settings::{read_token_file, CredentialError, MAX_TOKEN_FILE_BYTES};
     let mode = readable_file(path)?;
     // The same bounded read that connections use, so `check` sees what they will.
     let empty = match read_token_file(path) {
         Ok(_) => false,
         // Being rewritten, say: connections retry until it holds a token.
         Err(CredentialError::Empty(_)) => true,
-        Err(CredentialError::MultiLine { line, .. }) => {
-            return Err(format!(
-                "holds more than one line (line {line} is the second); a token file holds the token alone"
-            ))
+        Err(CredentialError::MultiLine { line, .. }) => return Err(TokenFileError::MultiLine(line)),
+        Err(CredentialError::Unreadable { why, .. }) => return Err(TokenFileError::Read(why)),
+        Err(CredentialError::NotRegularFile(_)) => return Err(TokenFileError::Read("is not a regular file".into())),
+        Err(CredentialError::TooLarge(_)) => {
+            return Err(TokenFileError::Read(format!(
+                "is larger than {MAX_TOKEN_FILE_BYTES} bytes"
+            )))
         }
-        Err(CredentialError::Unreadable { why, .. }) => return Err(why),
-        Err(other) => return Err(other.to_string()),
     };
     Ok(TokenFileState { mode, empty })
 }

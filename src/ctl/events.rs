@@ -1,58 +1,56 @@
 //! `subscribe` events for people: one line each, starting with the time of
 //! day so that a scrolling terminal reads as a log. State events carry
-//! their own time; other events are stamped when they arrive.
+//! their own time; other events are stamped when they arrive. Every string
+//! the daemon chose is made safe for a terminal.
 
 use std::time::SystemTime;
 
-use serde_json::Value;
-
 use super::units;
+use crate::protocol::EventLine;
 
-/// One event line as text; a line that is not a JSON object is shown as received.
+/// One event line as text; a line that is not an event this client knows
+/// is shown as received (made safe), after the time it arrived.
 pub fn render(line: &str, now: SystemTime) -> String {
-    match serde_json::from_str::<Value>(line) {
-        Ok(event @ Value::Object(_)) => format!("{} {}", time(&event, now), describe(&event).unwrap_or(line.into())),
-        _ => line.to_owned(),
+    match serde_json::from_str::<EventLine>(line) {
+        Ok(event) => describe(&event, now),
+        Err(_) => match serde_json::from_str::<serde_json::Value>(line) {
+            Ok(serde_json::Value::Object(_)) => format!("{} {}", units::clock(now), units::clean(line)),
+            _ => units::clean(line),
+        },
     }
 }
 
-fn time(event: &Value, now: SystemTime) -> String {
-    match event["at"].as_str() {
-        Some(at) => units::time_of_day(at),
-        None => units::clock(now),
-    }
-}
-
-/// The event without its time; `None` for kinds this client does not know.
-fn describe(event: &Value) -> Option<String> {
-    let session = units::text(&event["session"]);
-    let text = match event["event"].as_str()? {
-        "state" => {
-            let mut text = format!("{session} state {}", units::text(&event["state"]));
-            if let Some(attempt) = event["attempt"].as_u64().filter(|a| *a > 0) {
-                text.push_str(&format!(" attempt={attempt}"));
+fn describe(event: &EventLine, now: SystemTime) -> String {
+    let session = || units::optional(event.session());
+    let text = match event {
+        EventLine::State(state) => {
+            let mut text = format!("{} state {}", session(), state.state);
+            if state.attempt > 0 {
+                text.push_str(&format!(" attempt={}", state.attempt));
             }
-            if let Some(ms) = event["retry_in_ms"].as_u64() {
+            if let Some(ms) = state.retry_in_ms {
                 text.push_str(&format!(" retry_in={}", units::millis(ms)));
             }
-            for key in ["cause", "code", "status", "session_id"] {
-                if !event[key].is_null() {
-                    text.push_str(&format!(" {key}={}", units::text(&event[key])));
-                }
+            if let Some(cause) = state.cause {
+                text.push_str(&format!(" cause={cause}"));
             }
-            text
+            if let Some(code) = state.code {
+                text.push_str(&format!(" code={code}"));
+            }
+            if let Some(status) = state.status {
+                text.push_str(&format!(" status={status}"));
+            }
+            if let Some(id) = &state.session_id {
+                text.push_str(&format!(" session_id={}", units::clean(id)));
+            }
+            return format!("{} {text}", units::clock(state.at.0));
         }
-        "message" => format!("{session} message {}", event["message"]),
-        "audio" => format!("{session} audio {} bytes", units::text(&event["bytes"])),
-        "dropped" => format!(
-            "{session} dropped {} ({})",
-            units::text(&event["count"]),
-            units::text(&event["why"])
-        ),
-        "lagged" => format!("lagged: {} events skipped", units::text(&event["skipped"])),
-        _ => return None,
+        EventLine::Message { message, .. } => format!("{} message {}", session(), units::clean(&message.to_string())),
+        EventLine::Audio { bytes, .. } => format!("{} audio {bytes} bytes", session()),
+        EventLine::Dropped { count, why, .. } => format!("{} dropped {count} ({why})", session()),
+        EventLine::Lagged { skipped } => format!("lagged: {skipped} events skipped"),
     };
-    Some(text)
+    format!("{} {text}", units::clock(now))
 }
 
 #[cfg(test)]
@@ -103,6 +101,24 @@ mod tests {
             render(r#"{"event":"future","x":1}"#, now()),
             r#"10:00:01.500 {"event":"future","x":1}"#
         );
-        assert_eq!(render(r#"{"event":"state"}"#, now()), "10:00:01.500 - state -");
+        assert_eq!(
+            render(r#"{"event":"state"}"#, now()),
+            r#"10:00:01.500 {"event":"state"}"#
+        );
+    }
+
+    #[test]
+    fn strings_from_the_daemon_never_reach_the_terminal_raw() {
+        let ready = "{\"event\":\"state\",\"session\":\"k\",\"state\":\"ready\",\"attempt\":0,\"retry_in_ms\":null,\
+                     \"cause\":null,\"code\":null,\"at\":\"2026-11-21T10:00:00.500Z\",\
+                     \"session_id\":\"s\\u001b[2J\\nforged\\u009b\"}";
+        let message = "{\"event\":\"message\",\"session\":\"k\",\"message\":{\"text\":\"a\u{9b}b\u{7f}\"}}";
+        let odd = "not json \u{1b}[2J";
+        for line in [ready, message, odd] {
+            let shown = render(line, now());
+            assert!(!shown.chars().any(char::is_control), "{shown:?}");
+        }
+        assert!(render(ready, now()).ends_with(r"session_id=s\u{1b}[2J\nforged\u{9b}"));
+        assert_eq!(render(odd, now()), r"not json \u{1b}[2J");
     }
 }

@@ -1,141 +1,115 @@
-//! What a person sees for each command's result. Results of an unexpected
-//! shape are printed as JSON rather than hidden.
+//! What a person sees for each command's result. A result of a shape
+//! this client does not know is printed as JSON rather than hidden; every
+//! string the daemon chose is made safe for a terminal.
 
 use std::time::SystemTime;
 
+use serde::de::DeserializeOwned;
 use serde_json::Value;
+use strum::VariantArray;
+use wsvisor_actors::state::SessionState;
 
 use super::table;
 use super::units;
 use super::{sessions, CtlCommand};
-
-/// Session states in the order `status` lists their counts.
-const STATES: &[&str] = &[
-    "stopped",
-    "connecting",
-    "handshaking",
-    "ready",
-    "backoff",
-    "failed",
-    "activating",
-];
+use crate::protocol::{Delivery, MetricsText, Pong, ReloadSummary, Requested, StateCounts, Status};
 
 /// The text to print for a successful `command` whose result is `result`,
 /// ending with a newline (or empty).
 pub fn render(command: &CtlCommand, result: &Value, now: SystemTime) -> String {
     match command {
-        CtlCommand::Ping => ping(result),
-        CtlCommand::Status => status(result),
+        CtlCommand::Ping => typed(result, ping),
+        CtlCommand::Status => typed(result, status),
         CtlCommand::Sessions => sessions::table(result, now),
         CtlCommand::Session { .. } => sessions::detail(result, now),
-        CtlCommand::Connect { name } => requested(result, name, "connect"),
-        CtlCommand::Disconnect { name } => requested(result, name, "disconnect"),
-        CtlCommand::Reconnect { name } => requested(result, name, "reconnect"),
+        CtlCommand::Connect { .. } | CtlCommand::Disconnect { .. } | CtlCommand::Reconnect { .. } => {
+            typed(result, requested)
+        }
         CtlCommand::Send { .. } | CtlCommand::Listen { .. } | CtlCommand::Abort { .. } | CtlCommand::Audio { .. } => {
-            delivery(result)
+            typed(result, delivery)
         }
         // The events follow; the subscription itself is said on stderr.
         CtlCommand::Subscribe { .. } => String::new(),
-        CtlCommand::Reload => reload(result),
-        CtlCommand::Metrics => metrics(result),
+        CtlCommand::Reload => typed(result, reload),
+        CtlCommand::Metrics => typed(result, metrics),
     }
 }
 
-/// Pretty JSON with a final newline, for results this client cannot describe.
-pub fn raw(value: &Value) -> String {
-    format!(
-        "{}\n",
-        serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
-    )
-}
-
-fn ping(result: &Value) -> String {
-    match (&result["version"], &result["pid"]) {
-        (Value::Null, Value::Null) => raw(result),
-        (version, pid) => format!("wsvisor {} (pid {}) is alive\n", units::text(version), units::text(pid)),
+/// `show` of the result read as `T`, or the result's JSON when it is not a `T`.
+fn typed<T: DeserializeOwned>(result: &Value, show: impl FnOnce(T) -> String) -> String {
+    match T::deserialize(result) {
+        Ok(typed) => show(typed),
+        Err(_) => units::raw(result),
     }
 }
 
-fn status(result: &Value) -> String {
-    if !result.is_object() {
-        return raw(result);
-    }
-    let uptime = match result["uptime_s"].as_u64() {
-        Some(secs) => units::uptime(secs),
-        None => units::text(&result["uptime_s"]),
-    };
+fn ping(pong: Pong) -> String {
+    format!("wsvisor {} (pid {}) is alive\n", units::clean(&pong.version), pong.pid)
+}
+
+fn status(status: Status) -> String {
     let pairs = [
-        ("version", units::text(&result["version"])),
-        ("pid", units::text(&result["pid"])),
-        ("uptime", uptime),
-        ("config", units::text(&result["config"])),
-        ("sessions", session_counts(&result["sessions"])),
+        ("version", units::clean(&status.version)),
+        ("pid", status.pid.to_string()),
+        ("uptime", units::uptime(status.uptime_s)),
+        ("config", units::clean(&status.config)),
+        ("sessions", session_counts(&status.sessions)),
     ];
     table::pairs("", &pairs.map(|(key, value)| (key.to_owned(), value)))
 }
 
-/// `3 total, 2 ready, 1 backoff`: the states with sessions in them.
-fn session_counts(counts: &Value) -> String {
-    let Some(counts) = counts.as_object() else {
-        return units::text(counts);
-    };
-    let mut parts = vec![format!(
-        "{} total",
-        units::text(counts.get("total").unwrap_or(&Value::Null))
-    )];
-    let known = STATES.iter().filter_map(|&state| Some((state, counts.get(state)?)));
-    let unknown = counts
+/// `3 total, 2 ready, 1 backoff`: the states with sessions in them, in the
+/// order of the states' life, then states this client does not know.
+fn session_counts(counts: &StateCounts) -> String {
+    let mut parts = vec![format!("{} total", counts.total)];
+    let names: Vec<&str> = SessionState::VARIANTS.iter().map(|state| state.into()).collect();
+    let known = names
         .iter()
-        .filter(|(key, _)| *key != "total" && !STATES.contains(&key.as_str()));
-    for (state, n) in known.chain(unknown.map(|(key, n)| (key.as_str(), n))) {
-        if n.as_u64() != Some(0) {
-            parts.push(format!("{} {state}", units::text(n)));
+        .filter_map(|&name| Some((name, *counts.by_state.get(name)?)));
+    let unknown = counts
+        .by_state
+        .iter()
+        .filter(|(name, _)| !names.contains(&name.as_str()))
+        .map(|(name, n)| (name.as_str(), *n));
+    for (state, n) in known.chain(unknown) {
+        if n != 0 {
+            parts.push(format!("{n} {}", units::clean(state)));
         }
     }
     parts.join(", ")
 }
 
-fn requested(result: &Value, name: &str, cmd: &str) -> String {
-    let session = result["session"].as_str().unwrap_or(name);
-    let what = result["requested"].as_str().unwrap_or(cmd);
-    format!("{session}: {what} requested\n")
+fn requested(requested: Requested) -> String {
+    format!(
+        "{}: {} requested\n",
+        units::clean(&requested.session),
+        units::clean(&requested.requested)
+    )
 }
 
 /// `sent`, or `queued at position N` while the session is not ready.
-fn delivery(result: &Value) -> String {
-    if result["sent"] == Value::Bool(true) {
-        "sent\n".to_owned()
-    } else if result["queued"] == Value::Bool(true) {
-        match &result["position"] {
-            Value::Null => "queued\n".to_owned(),
-            position => format!("queued at position {}\n", units::text(position)),
-        }
-    } else {
-        raw(result)
+fn delivery(delivery: Delivery) -> String {
+    match delivery {
+        Delivery::Sent { .. } => "sent\n".to_owned(),
+        Delivery::Queued { position, .. } => format!("queued at position {position}\n"),
     }
 }
 
 /// `reloaded: added a, b; removed c; changed d; 2 unchanged`.
-fn reload(result: &Value) -> String {
-    if !result.is_object() {
-        return raw(result);
-    }
+fn reload(summary: ReloadSummary) -> String {
     let mut parts = Vec::new();
-    for key in ["added", "removed", "changed"] {
-        match &result[key] {
-            Value::Array(names) if names.is_empty() => {}
-            Value::Array(names) => parts.push(format!(
-                "{key} {}",
-                names.iter().map(units::text).collect::<Vec<_>>().join(", ")
-            )),
-            Value::Null => {}
-            other => parts.push(format!("{key} {other}")),
+    for (key, names) in [
+        ("added", &summary.added),
+        ("removed", &summary.removed),
+        ("changed", &summary.changed),
+    ] {
+        if !names.is_empty() {
+            let names: Vec<String> = names.iter().map(|name| units::clean(name)).collect();
+            parts.push(format!("{key} {}", names.join(", ")));
         }
     }
-    match &result["unchanged"] {
-        Value::Null => {}
-        n if n.as_u64() == Some(0) => {}
-        n => parts.push(format!("{} unchanged", units::text(n))),
+    if summary.unchanged > 0 {
+        parts.push(format!("{} unchanged", summary.unchanged));
     }
     if parts.is_empty() {
         parts.push("no sessions".to_owned());
@@ -143,12 +117,13 @@ fn reload(result: &Value) -> String {
     format!("reloaded: {}\n", parts.join("; "))
 }
 
-fn metrics(result: &Value) -> String {
-    match result["text"].as_str() {
-        Some(text) if text.is_empty() || text.ends_with('\n') => text.to_owned(),
-        Some(text) => format!("{text}\n"),
-        None => raw(result),
+fn metrics(metrics: MetricsText) -> String {
+    // Many lines by design; each made safe on its own.
+    let mut text: String = metrics.text.lines().map(|line| units::clean(line) + "\n").collect();
+    if text.is_empty() {
+        text.push('\n');
     }
+    text
 }
 
 #[cfg(test)]
@@ -187,9 +162,14 @@ config:    /etc/wsvisor/config.toml
 sessions:  3 total, 2 ready, 1 backoff
 ";
         assert_eq!(show(CtlCommand::Status, result), expected);
-        let odd = show(CtlCommand::Status, json!({"sessions": {"total": 0, "sleeping": 2}}));
-        assert!(odd.contains("sessions:  0 total, 2 sleeping\n"), "{odd}");
-        assert!(odd.contains("uptime:    -\n"), "{odd}");
+        // A state this client does not know yet is still counted.
+        let newer = json!({"version": "0.2.0", "pid": 1, "uptime_s": 0, "config": "c",
+            "sessions": {"total": 2, "ready": 0, "sleeping": 2}});
+        let newer = show(CtlCommand::Status, newer);
+        assert!(newer.contains("sessions:  2 total, 2 sleeping\n"), "{newer}");
+        // A result of another shape altogether is shown as its JSON.
+        let odd = json!({"sessions": {"total": 0, "sleeping": 2}});
+        assert_eq!(show(CtlCommand::Status, odd.clone()), units::raw(&odd));
     }
 
     #[test]
@@ -200,9 +180,13 @@ sessions:  3 total, 2 ready, 1 backoff
             "kitchen: disconnect requested\n"
         );
         assert_eq!(
-            show(CtlCommand::Connect { name: name("attic") }, json!({})),
+            show(
+                CtlCommand::Connect { name: name("attic") },
+                json!({"session": "attic", "requested": "connect"})
+            ),
             "attic: connect requested\n"
         );
+        assert_eq!(show(CtlCommand::Connect { name: name("attic") }, json!({})), "{}\n");
         let abort = CtlCommand::Abort {
             name: name("k"),
             reason: None,

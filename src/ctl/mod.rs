@@ -2,37 +2,38 @@
 //! §1 and §3). This file owns the arguments, the order of the steps (build
 //! the request, find the socket, ask, print) and the exit codes.
 //!
+//! It talks to the daemon through the one control client
+//! ([`crate::control_client`]) and prints what a person should see of the
+//! answer, or with `--json` the answer exactly as received.
+//!
 //! Layout of the module:
-//! - `request`: the arguments turned into one request object, checked
-//!   before the daemon is contacted;
-//! - `socket`: which socket path to use;
-//! - `client`: the connection, one request and its response, event lines;
+//! - `request`: the arguments turned into one command, checked before the
+//!   daemon is contacted;
+//! - `socket_path`: which socket path to use;
 //! - `human`: what a person sees for each command's result;
 //! - `sessions`, `events`, `table`, `units`: the larger pieces of `human`.
 
-mod client;
 mod events;
 mod human;
 mod request;
 mod sessions;
-mod socket;
+mod socket_path;
 mod table;
 mod units;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 
+use crate::control_client::blocking::{Client, Subscription};
+use crate::control_client::{ClientError, Response};
 use crate::exit;
-use client::{Client, ClientError};
+use crate::protocol::{Command, ListenMode, ListenState};
 
 /// Exit code when no daemon answers on the socket (CONTRACT §1).
 const UNREACHABLE: i32 = 3;
-
-/// How long a response may take; `subscribe` waits without limit once subscribed.
-const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Arguments of `wsvisor ctl`.
 #[derive(Debug, Args)]
@@ -133,28 +134,6 @@ pub enum CtlCommand {
     Metrics,
 }
 
-/// `listen` states.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum ListenState {
-    /// Start capturing.
-    Start,
-    /// Stop capturing.
-    Stop,
-    /// A wake word was detected.
-    Detect,
-}
-
-/// `listen` modes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum ListenMode {
-    /// The server detects the end of speech.
-    Auto,
-    /// The client says when speech ends.
-    Manual,
-    /// Full duplex.
-    Realtime,
-}
-
 /// The payload of `audio`: exactly one of the two.
 #[derive(Debug, Args)]
 #[group(required = true, multiple = false)]
@@ -169,11 +148,11 @@ pub struct AudioSource {
 
 /// Run `ctl`; the process exit code.
 pub fn run(args: CtlArgs) -> i32 {
-    let request = match request::build(&args.command) {
-        Ok(request) => request,
+    let command = match request::build(&args.command) {
+        Ok(command) => command,
         Err(message) => return fail(exit::USAGE, &message),
     };
-    let path = match socket::resolve(
+    let path = match socket_path::resolve(
         args.socket.as_deref(),
         args.config.as_deref(),
         std::env::var_os("WSVISOR_SOCKET"),
@@ -185,52 +164,64 @@ pub fn run(args: CtlArgs) -> i32 {
             return exit::USAGE;
         }
     };
-    let mut client = match Client::connect(&path, RESPONSE_TIMEOUT) {
+    let client = match Client::connect(&path) {
         Ok(client) => client,
         Err(err) => return client_failure(&err),
     };
-    let response = match client.request(request) {
-        Ok(response) => response,
+    let mut out = Output::default();
+    let (response, subscription) = match ask(client, command) {
+        Ok(answer) => answer,
         Err(err) => return client_failure(&err),
     };
-    let mut out = Output::default();
     if args.json {
         out.line(&response.raw);
     }
     let code = match &response.outcome {
         Ok(result) => {
             if !args.json {
-                out.text(&human::render(&args.command, result, SystemTime::now()));
+                out.human(&human::render(&args.command, result, SystemTime::now()));
             }
             exit::OK
         }
-        Err(error) => fail(exit::FAILURE, &format!("{}: {}", error.code, error.message)),
+        Err(error) => fail(exit::FAILURE, &error.to_string()),
     };
-    if code == exit::OK {
-        if let CtlCommand::Subscribe { names, .. } = &args.command {
-            return follow(client, names, args.json, out);
+    match subscription {
+        Some(subscription) if code == exit::OK => {
+            let names = match &args.command {
+                CtlCommand::Subscribe { names, .. } => names.as_slice(),
+                _ => &[],
+            };
+            follow(subscription, names, args.json, out)
         }
+        _ => out.finish(code),
     }
-    out.finish(code)
+}
+
+/// Sends `command`; a subscription comes back with its first response.
+fn ask(mut client: Client, command: Command) -> Result<(Response, Option<Subscription>), ClientError> {
+    match command {
+        Command::Subscribe { sessions, audio } => {
+            let (subscription, response) = client.subscribe_raw(sessions, audio)?;
+            Ok((response, Some(subscription)))
+        }
+        command => Ok((client.call(&command)?, None)),
+    }
 }
 
 /// Prints the event lines of a subscription until the daemon closes.
-fn follow(mut client: Client, names: &[String], json: bool, mut out: Output) -> i32 {
+fn follow(mut subscription: Subscription, names: &[String], json: bool, mut out: Output) -> i32 {
     if !json {
         let which = if names.is_empty() {
             "all sessions".to_owned()
         } else {
             names.join(", ")
         };
-        eprintln!("wsvisor ctl: subscribed to {which}; Ctrl-C to stop");
-    }
-    if let Err(err) = client.wait_forever() {
-        return client_failure(&err);
+        eprintln!("wsvisor ctl: subscribed to {}; Ctrl-C to stop", units::clean(&which));
     }
     while !out.broken() {
-        match client.next_line() {
+        match subscription.next_line() {
             Ok(Some(line)) if json => out.line(&line),
-            Ok(Some(line)) => out.line(&events::render(&line, SystemTime::now())),
+            Ok(Some(line)) => out.human(&(events::render(&line, SystemTime::now()) + "\n")),
             Ok(None) => {
                 eprintln!("wsvisor ctl: the daemon closed the event stream");
                 break;
@@ -241,15 +232,17 @@ fn follow(mut client: Client, names: &[String], json: bool, mut out: Output) -> 
     out.finish(exit::OK)
 }
 
+/// Says `message` on stderr, made safe for a terminal (it may quote the daemon).
 fn fail(code: i32, message: &str) -> i32 {
-    eprintln!("wsvisor ctl: {message}");
+    eprintln!("wsvisor ctl: {}", units::clean(message));
     code
 }
 
 fn client_failure(err: &ClientError) -> i32 {
-    let code = match err {
-        ClientError::Unreachable { .. } | ClientError::NoAnswer { .. } => UNREACHABLE,
-        ClientError::Broken(_) => exit::FAILURE,
+    let code = if err.daemon_unreachable() {
+        UNREACHABLE
+    } else {
+        exit::FAILURE
     };
     fail(code, &err.to_string())
 }
@@ -263,8 +256,17 @@ struct Output {
 }
 
 impl Output {
+    /// One line exactly as given (`--json`: the daemon's JSON, byte for byte).
     fn line(&mut self, line: &str) {
         self.text(&format!("{line}\n"));
+    }
+
+    /// Text for a person. Every piece from the daemon was made safe where
+    /// it was laid out; this is the last guard: no control character but
+    /// the newlines of the layout reaches the terminal.
+    fn human(&mut self, text: &str) {
+        let safe: Vec<String> = text.split('\n').map(units::clean).collect();
+        self.text(&safe.join("\n"));
     }
 
     fn text(&mut self, text: &str) {

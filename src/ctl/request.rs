@@ -6,105 +6,75 @@ use std::io::Read;
 use std::path::Path;
 
 use base64::Engine;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
-use super::{AudioSource, CtlCommand, ListenMode, ListenState};
-use crate::control::protocol::{kind, MAX_LINE_BYTES};
+use super::{AudioSource, CtlCommand};
+use crate::protocol::{kind, to_line, Command, Request, MAX_LINE_BYTES};
 
-/// The request object for `command`, or a usage message.
-pub fn build(command: &CtlCommand) -> Result<Map<String, Value>, String> {
+/// The command for the command line, or a usage message.
+pub fn build(command: &CtlCommand) -> Result<Command, String> {
     build_with(command, &mut std::io::stdin())
 }
 
 /// [`build`] reading `-` arguments from `stdin`.
-fn build_with(command: &CtlCommand, stdin: &mut dyn Read) -> Result<Map<String, Value>, String> {
-    let mut request = Map::new();
-    let mut put = |key: &str, value: Value| {
-        request.insert(key.to_owned(), value);
-    };
-    match command {
-        CtlCommand::Ping => put("cmd", json!("ping")),
-        CtlCommand::Status => put("cmd", json!("status")),
-        CtlCommand::Sessions => put("cmd", json!("sessions")),
-        CtlCommand::Reload => put("cmd", json!("reload")),
-        CtlCommand::Metrics => put("cmd", json!("metrics")),
-        CtlCommand::Session { name } => session(&mut put, "session", name),
-        CtlCommand::Connect { name } => session(&mut put, "connect", name),
-        CtlCommand::Disconnect { name } => session(&mut put, "disconnect", name),
-        CtlCommand::Reconnect { name } => session(&mut put, "reconnect", name),
+fn build_with(command: &CtlCommand, stdin: &mut dyn Read) -> Result<Command, String> {
+    let command = match command {
+        CtlCommand::Ping => Command::Ping,
+        CtlCommand::Status => Command::Status,
+        CtlCommand::Sessions => Command::Sessions,
+        CtlCommand::Reload => Command::Reload,
+        CtlCommand::Metrics => Command::Metrics,
+        CtlCommand::Session { name } => Command::Session { session: name.clone() },
+        CtlCommand::Connect { name } => Command::Connect { session: name.clone() },
+        CtlCommand::Disconnect { name } => Command::Disconnect { session: name.clone() },
+        CtlCommand::Reconnect { name } => Command::Reconnect { session: name.clone() },
         CtlCommand::Send { name, message } => {
             let text = if message == "-" {
                 read_text(stdin)?
             } else {
                 message.clone()
             };
-            session(&mut put, "send", name);
-            put("message", Value::Object(json_object(&text)?));
+            Command::Send {
+                session: name.clone(),
+                message: json_object(&text)?,
+            }
         }
         CtlCommand::Listen {
             name,
             state,
             mode,
             text,
-        } => {
-            session(&mut put, "listen", name);
-            put("state", json!(listen_state(*state)));
-            if let Some(mode) = mode {
-                put("mode", json!(listen_mode(*mode)));
-            }
-            if let Some(text) = text {
-                put("text", json!(text));
-            }
-        }
-        CtlCommand::Abort { name, reason } => {
-            session(&mut put, "abort", name);
-            if let Some(reason) = reason {
-                put("reason", json!(reason));
-            }
-        }
-        CtlCommand::Audio { name, source } => {
-            session(&mut put, "audio", name);
-            put("data", json!(audio_data(source, stdin)?));
-        }
-        CtlCommand::Subscribe { names, audio } => {
-            put("cmd", json!("subscribe"));
-            if !names.is_empty() {
-                put("sessions", json!(names));
-            }
-            if *audio {
-                put("audio", json!(true));
-            }
-        }
-    }
+        } => Command::Listen {
+            session: name.clone(),
+            state: *state,
+            mode: *mode,
+            text: text.clone(),
+        },
+        CtlCommand::Abort { name, reason } => Command::Abort {
+            session: name.clone(),
+            reason: reason.clone(),
+        },
+        CtlCommand::Audio { name, source } => Command::Audio {
+            session: name.clone(),
+            data: audio_data(source, stdin)?,
+        },
+        CtlCommand::Subscribe { names, audio } => Command::Subscribe {
+            sessions: (!names.is_empty()).then(|| names.clone()),
+            audio: *audio,
+        },
+    };
     // The daemon refuses longer lines; say so now, in terms of the input.
-    let size = Value::Object(request.clone()).to_string().len();
+    let size = to_line(&Request {
+        id: Value::from(u64::MAX),
+        command: command.clone(),
+    })
+    .len();
     if size > MAX_LINE_BYTES {
         return Err(format!(
             "the request would be {size} bytes; the control socket takes at most {MAX_LINE_BYTES} per line"
         ));
     }
-    Ok(request)
-}
-
-fn session(put: &mut impl FnMut(&str, Value), cmd: &str, name: &str) {
-    put("cmd", json!(cmd));
-    put("session", json!(name));
-}
-
-fn listen_state(state: ListenState) -> &'static str {
-    match state {
-        ListenState::Start => "start",
-        ListenState::Stop => "stop",
-        ListenState::Detect => "detect",
-    }
-}
-
-fn listen_mode(mode: ListenMode) -> &'static str {
-    match mode {
-        ListenMode::Auto => "auto",
-        ListenMode::Manual => "manual",
-        ListenMode::Realtime => "realtime",
-    }
+    Ok(command)
 }
 
 fn json_object(text: &str) -> Result<Map<String, Value>, String> {
@@ -126,15 +96,13 @@ fn read_text(stdin: &mut dyn Read) -> Result<String, String> {
     Ok(text)
 }
 
-/// The base64 payload of `audio`. `--data` is decoded once here only to
-/// reject bad input early; the daemon gets the text as given.
-fn audio_data(source: &AudioSource, stdin: &mut dyn Read) -> Result<String, String> {
-    let engine = base64::engine::general_purpose::STANDARD;
+/// The payload of `audio`: `--data` decoded (bad base64 is a usage error
+/// here, before the daemon is contacted), or the file's bytes.
+fn audio_data(source: &AudioSource, stdin: &mut dyn Read) -> Result<Vec<u8>, String> {
     if let Some(data) = &source.data {
-        engine
+        return base64::engine::general_purpose::STANDARD
             .decode(data.as_bytes())
-            .map_err(|e| format!("audio: --data is not base64: {e}"))?;
-        return Ok(data.clone());
+            .map_err(|e| format!("audio: --data is not base64: {e}"));
     }
     let path = source.file.as_deref().unwrap_or(Path::new("-"));
     let mut bytes = Vec::new();
@@ -144,7 +112,7 @@ fn audio_data(source: &AudioSource, stdin: &mut dyn Read) -> Result<String, Stri
         std::fs::File::open(path).and_then(|mut f| f.read_to_end(&mut bytes))
     };
     read.map_err(|e| format!("audio: cannot read {}: {e}", path.display()))?;
-    Ok(engine.encode(bytes))
+    Ok(bytes)
 }
 
 #[cfg(test)]
@@ -153,8 +121,20 @@ mod tests {
 
     use super::*;
 
+    use serde_json::json;
+
+    use crate::protocol::{ListenMode, ListenState};
+
+    /// The request as it goes on the wire, without its id.
     fn build_from(command: CtlCommand, stdin: &str) -> Result<Value, String> {
-        build_with(&command, &mut stdin.as_bytes()).map(Value::Object)
+        let command = build_with(&command, &mut stdin.as_bytes())?;
+        let mut request = serde_json::to_value(Request {
+            id: Value::Null,
+            command,
+        })
+        .unwrap();
+        request.as_object_mut().unwrap().remove("id");
+        Ok(request)
     }
 
     #[test]

@@ -1,50 +1,37 @@
 //! Session summaries for people: the `sessions` table and the `session`
-//! detail. Any field may be missing or of another type; it then shows as
-//! `-` or as its JSON, never as a panic.
+//! detail. Every string the daemon chose is made safe for a terminal;
+//! fields this client does not know are listed after the known ones.
 
 use std::time::SystemTime;
 
-use serde_json::{Map, Value};
+use serde::Deserialize;
+use serde_json::Value;
 
 use super::table;
 use super::units::{self, NONE};
+use crate::protocol::{Counters, Extra, LastClose, SessionList, SessionSummary, Timestamp};
+use wsvisor_actors::state::SessionState;
 
-/// Summary fields shown by [`detail`] in their own lines; others are listed after them.
-const SUMMARY_FIELDS: &[&str] = &[
-    "name",
-    "state",
-    "session_id",
-    "url",
-    "attempt",
-    "max_attempts",
-    "since",
-    "next_retry_in_ms",
-    "last_close",
-    "rtt_ms",
-    "queued",
-    "counters",
-];
-
-/// Counters in the order [`detail`] lists them; others follow.
-const COUNTERS: &[&str] = &[
-    "connects",
-    "losses",
-    "reconnect_attempts",
-    "give_ups",
-    "pings_sent",
-    "pongs",
-    "frames_in",
-    "bytes_in",
-    "frames_out",
-    "bytes_out",
-    "dropped",
-];
-
-/// The `sessions` result as a table, one row per session.
+/// The `sessions` result as a table, one row per session; a result of
+/// another shape as its JSON.
 pub fn table(result: &Value, now: SystemTime) -> String {
-    let Some(sessions) = result.get("sessions").and_then(Value::as_array) else {
-        return super::human::raw(result);
-    };
+    match SessionList::deserialize(result) {
+        Ok(list) => rows(&list.sessions, now),
+        Err(_) => units::raw(result),
+    }
+}
+
+/// The `session` result: `key: value` lines, then the counters; a result
+/// of another shape as its JSON.
+pub fn detail(result: &Value, now: SystemTime) -> String {
+    match SessionSummary::deserialize(result) {
+        Ok(summary) => lines(&summary, now),
+        Err(_) => units::raw(result),
+    }
+}
+
+/// Sessions as a table.
+fn rows(sessions: &[SessionSummary], now: SystemTime) -> String {
     if sessions.is_empty() {
         return "no sessions\n".to_owned();
     }
@@ -60,97 +47,91 @@ pub fn table(result: &Value, now: SystemTime) -> String {
     ];
     let mut rows = vec![header.iter().map(|h| h.to_string()).collect()];
     for s in sessions {
-        let close = &s["last_close"];
+        let close = s.last_close.as_ref();
         rows.push(vec![
-            units::text(&s["name"]),
+            units::clean(&s.name),
             state(s),
             attempt(s, true),
-            s["since"]
-                .as_str()
-                .and_then(|since| units::age(since, now))
-                .unwrap_or_else(|| NONE.into()),
-            units::text(&close["cause"]),
-            close_code(close).unwrap_or_else(|| NONE.into()),
+            units::age(s.since.0, now),
+            close.map_or_else(|| NONE.to_owned(), |c| c.cause.to_string()),
+            close.and_then(close_code).unwrap_or_else(|| NONE.into()),
             rtt(s),
-            units::text(&s["queued"]),
+            s.queued.to_string(),
         ]);
     }
     table::columns(&rows)
 }
 
-/// The `session` result: `key: value` lines, then the counters.
-pub fn detail(s: &Value, now: SystemTime) -> String {
-    let Some(fields) = s.as_object() else {
-        return super::human::raw(s);
-    };
-    let since = match s["since"].as_str() {
-        Some(since) => with_age(since, now),
-        None => units::text(&s["since"]),
-    };
-    let next_retry = match s["next_retry_in_ms"].as_u64() {
+/// One session: `key: value` lines, then the counters.
+fn lines(s: &SessionSummary, now: SystemTime) -> String {
+    let next_retry = match s.next_retry_in_ms {
         Some(ms) => format!("in {}", units::millis(ms)),
-        None => units::text(&s["next_retry_in_ms"]),
+        None => NONE.to_owned(),
     };
     let mut pairs = vec![
-        ("name".to_owned(), units::text(&s["name"])),
-        ("state".to_owned(), units::text(&s["state"])),
-        ("session_id".to_owned(), units::text(&s["session_id"])),
-        ("url".to_owned(), units::text(&s["url"])),
+        ("name".to_owned(), units::clean(&s.name)),
+        ("state".to_owned(), s.state.to_string()),
+        ("session_id".to_owned(), units::optional(s.session_id.as_deref())),
+        ("url".to_owned(), units::optional(s.url.as_deref())),
         ("attempt".to_owned(), attempt(s, false)),
-        ("since".to_owned(), since),
+        ("since".to_owned(), with_age(s.since, now)),
         ("next retry".to_owned(), next_retry),
-        ("last close".to_owned(), last_close(&s["last_close"], now)),
+        (
+            "last close".to_owned(),
+            s.last_close
+                .as_ref()
+                .map_or_else(|| NONE.to_owned(), |c| last_close(c, now)),
+        ),
         ("rtt".to_owned(), rtt(s)),
-        ("queued".to_owned(), units::text(&s["queued"])),
+        ("queued".to_owned(), s.queued.to_string()),
     ];
-    // Fields this client does not know yet (say an activation code) are
-    // still worth seeing.
-    pairs.extend(extras(fields, SUMMARY_FIELDS));
+    if let Some(code) = &s.activation_code {
+        pairs.push(("activation_code".to_owned(), units::clean(code)));
+    }
+    // Fields this client does not know yet are still worth seeing.
+    pairs.extend(extras(&s.extra));
     let mut out = table::pairs("", &pairs);
-    match &s["counters"] {
-        Value::Object(counters) => {
-            out.push_str("counters:\n");
-            out.push_str(&table::pairs("  ", &counter_pairs(counters)));
-        }
-        Value::Null => {}
-        other => out.push_str(&format!("counters: {other}\n")),
+    if let Some(counters) = &s.counters {
+        out.push_str("counters:\n");
+        out.push_str(&table::pairs("  ", &counter_pairs(counters)));
     }
     out
 }
 
-fn extras(fields: &Map<String, Value>, known: &[&str]) -> Vec<(String, String)> {
-    fields
+fn extras(extra: &Extra) -> Vec<(String, String)> {
+    extra
         .iter()
-        .filter(|(key, _)| !known.contains(&key.as_str()))
-        .map(|(key, value)| (key.clone(), units::text(value)))
+        .map(|(key, value)| (units::clean(key), units::text(value)))
         .collect()
 }
 
-fn counter_pairs(counters: &Map<String, Value>) -> Vec<(String, String)> {
-    let mut pairs: Vec<(String, String)> = COUNTERS
-        .iter()
-        .filter_map(|&key| {
-            let value = counters.get(key)?;
-            let shown = if key == "losses" {
-                losses(value)
-            } else {
-                units::text(value)
-            };
-            Some((key.to_owned(), shown))
-        })
-        .collect();
-    pairs.extend(extras(counters, COUNTERS));
+fn counter_pairs(c: &Counters) -> Vec<(String, String)> {
+    let mut pairs: Vec<(String, String)> = [
+        ("connects", c.connects.to_string()),
+        ("losses", losses(c)),
+        ("reconnect_attempts", c.reconnect_attempts.to_string()),
+        ("give_ups", c.give_ups.to_string()),
+        ("pings_sent", c.pings_sent.to_string()),
+        ("pongs", c.pongs.to_string()),
+        ("frames_in", c.frames_in.to_string()),
+        ("bytes_in", c.bytes_in.to_string()),
+        ("frames_out", c.frames_out.to_string()),
+        ("bytes_out", c.bytes_out.to_string()),
+        ("dropped", c.dropped.to_string()),
+    ]
+    .into_iter()
+    .map(|(key, value)| (key.to_owned(), value))
+    .collect();
+    pairs.extend(extras(&c.extra));
     pairs
 }
 
 /// `3 (abnormal 2, server_close 1)`: the total, then each cause that happened, most frequent first.
-fn losses(value: &Value) -> String {
-    let Some(by_cause) = value.as_object() else {
-        return units::text(value);
-    };
-    let mut nonzero: Vec<(&str, u64)> = by_cause
+fn losses(c: &Counters) -> String {
+    let mut nonzero: Vec<(&str, u64)> = c
+        .losses
         .iter()
-        .filter_map(|(cause, n)| Some((cause.as_str(), n.as_u64()?)))
+        .map(|(cause, n)| (cause.as_str(), *n))
         .filter(|(_, n)| *n > 0)
         .collect();
     if nonzero.is_empty() {
@@ -158,77 +139,70 @@ fn losses(value: &Value) -> String {
     }
     nonzero.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
     let total: u64 = nonzero.iter().map(|(_, n)| n).sum();
-    let list: Vec<String> = nonzero.iter().map(|(cause, n)| format!("{cause} {n}")).collect();
+    let list: Vec<String> = nonzero
+        .iter()
+        .map(|(cause, n)| format!("{} {n}", units::clean(cause)))
+        .collect();
     format!("{total} ({})", list.join(", "))
 }
 
 /// The state, with the retry delay when one is pending: `backoff (930ms)`.
-fn state(s: &Value) -> String {
-    let state = units::text(&s["state"]);
-    match s["next_retry_in_ms"].as_u64() {
-        Some(ms) => format!("{state} ({})", units::millis(ms)),
-        None => state,
+fn state(s: &SessionSummary) -> String {
+    match s.next_retry_in_ms {
+        Some(ms) => format!("{} ({})", s.state, units::millis(ms)),
+        None => s.state.to_string(),
     }
 }
 
 /// `2/10`. In the table an idle count on a session that is up or stopped
 /// on purpose is noise, so it shows as `-`.
-fn attempt(s: &Value, quiet_when_idle: bool) -> String {
-    let attempt = s["attempt"].as_u64();
-    let settled = matches!(s["state"].as_str(), Some("ready" | "stopped"));
-    if quiet_when_idle && attempt == Some(0) && settled {
+fn attempt(s: &SessionSummary, quiet_when_idle: bool) -> String {
+    let settled = matches!(s.state, SessionState::Ready | SessionState::Stopped);
+    if quiet_when_idle && s.attempt == 0 && settled {
         return NONE.to_owned();
     }
-    match (attempt, s["max_attempts"].as_u64()) {
-        (Some(attempt), Some(max)) => format!("{attempt}/{max}"),
-        _ => units::text(&s["attempt"]),
-    }
+    format!("{}/{}", s.attempt, s.max_attempts)
 }
 
-fn rtt(s: &Value) -> String {
-    match s["rtt_ms"].as_f64() {
-        Some(ms) => units::rtt(ms),
-        None => units::text(&s["rtt_ms"]),
-    }
+fn rtt(s: &SessionSummary) -> String {
+    s.rtt_ms.map_or_else(|| NONE.to_owned(), units::rtt)
 }
 
 /// `http 503` for a refused upgrade, else the close code.
-fn close_code(close: &Value) -> Option<String> {
-    if let Some(status) = close["status"].as_u64() {
+fn close_code(close: &LastClose) -> Option<String> {
+    if let Some(status) = close.status {
         return Some(format!("http {status}"));
     }
-    close["code"].as_u64().map(|code| code.to_string())
+    close.code.map(|code| code.to_string())
 }
 
 /// `abnormal, code 1006, at 2026-11-21T10:00:00.000Z (12s ago)`.
-fn last_close(close: &Value, now: SystemTime) -> String {
-    if !close.is_object() {
-        return units::text(close);
-    }
-    let mut parts = vec![units::text(&close["cause"])];
-    if let Some(status) = close["status"].as_u64() {
+fn last_close(close: &LastClose, now: SystemTime) -> String {
+    let mut parts = vec![close.cause.to_string()];
+    if let Some(status) = close.status {
         parts.push(format!("http {status}"));
     }
-    if let Some(code) = close["code"].as_u64() {
+    if let Some(code) = close.code {
         parts.push(format!("code {code}"));
     }
-    match &close["reason"] {
-        Value::String(reason) if reason.is_empty() => {}
-        Value::Null => {}
-        reason => parts.push(format!("reason {reason}")),
+    if !close.reason.is_empty() {
+        parts.push(format!(
+            "reason {}",
+            units::clean(&Value::from(close.reason.as_str()).to_string())
+        ));
     }
-    if let Some(at) = close["at"].as_str() {
-        parts.push(format!("at {}", with_age(at, now)));
-    }
+    parts.push(format!("at {}", with_age(close.at, now)));
+    parts.extend(
+        extras(&close.extra)
+            .into_iter()
+            .map(|(key, value)| format!("{key} {value}")),
+    );
     parts.join(", ")
 }
 
 /// `2026-11-21T10:00:00.000Z (12s ago)`.
-fn with_age(at: &str, now: SystemTime) -> String {
-    match units::age(at, now) {
-        Some(age) => format!("{at} ({age} ago)"),
-        None => at.to_owned(),
-    }
+fn with_age(at: Timestamp, now: SystemTime) -> String {
+    format!("{at} ({} ago)", units::age(at.0, now))
 }
 
 #[cfg(test)]
@@ -277,13 +251,10 @@ garage       stopped          -        2d     -             -         -      0
     #[test]
     fn empty_and_odd_tables() {
         assert_eq!(table(&json!({"sessions": []}), now()), "no sessions\n");
+        // Rows a daemon of this version never writes: the result as its JSON.
         let odd = json!({"sessions": [{"name": 5, "state": null}, "junk"]});
-        let expected = "\
-NAME  STATE  ATTEMPT  SINCE  LAST-CAUSE  CODE  RTT  QUEUED
-5     -      -        -      -           -     -    -
--     -      -        -      -           -     -    -
-";
-        assert_eq!(table(&odd, now()), expected);
+        assert_eq!(table(&odd, now()), units::raw(&odd));
+        assert!(table(&odd, now()).contains("\"junk\""));
         assert_eq!(table(&json!({"what": 1}), now()), "{\n  \"what\": 1\n}\n");
     }
 
@@ -325,17 +296,38 @@ counters:
 
     #[test]
     fn last_close_shows_status_and_reason() {
-        let close = json!({"code": null, "reason": "going away", "at": "x", "cause": "http_status", "status": 503});
+        let close = json!({"code": null, "reason": "going away", "at": "2026-11-21T10:00:00.000Z",
+                           "cause": "http_status", "status": 503});
+        let close: LastClose = serde_json::from_value(close).unwrap();
         assert_eq!(
             last_close(&close, now()),
-            r#"http_status, http 503, reason "going away", at x"#
+            r#"http_status, http 503, reason "going away", at 2026-11-21T10:00:00.000Z (12s ago)"#
         );
-        assert_eq!(last_close(&json!(null), now()), "-");
+        let mut s = sample()["sessions"][3].clone();
+        assert!(detail(&s, now()).contains("last close:  -\n"), "{}", detail(&s, now()));
+        s["last_close"] = json!(null);
+        assert!(detail(&s, now()).contains("last close:  -\n"));
     }
 
     #[test]
     fn detail_of_something_else_is_its_json() {
         assert_eq!(detail(&json!([1]), now()), "[\n  1\n]\n");
-        assert!(detail(&json!({}), now()).starts_with("name:"));
+        assert_eq!(detail(&json!({}), now()), "{}\n");
+    }
+
+    #[test]
+    fn strings_from_the_daemon_never_reach_the_terminal_raw() {
+        let mut s = sample()["sessions"][1].clone();
+        s["session_id"] = json!("id\u{1b}]0;owned\u{7}\nforged: yes");
+        s["url"] = json!("ws://x/\u{9b}2J");
+        s["last_close"]["reason"] = json!("bye\u{1b}[2J\r\n");
+        s["battery\u{1b}"] = json!("low\u{85}");
+        let shown = detail(&s, now()) + &table(&json!({"sessions": [s]}), now());
+        assert!(!shown.chars().any(|c| c.is_control() && c != '\n'), "{shown:?}");
+        assert!(shown.contains(r"id\u{1b}]0;owned\u{7}\nforged: yes"), "{shown}");
+        assert!(shown.contains(r"ws://x/\u{9b}2J"), "{shown}");
+        assert!(shown.contains(r#"reason "bye\u001b[2J\r\n""#), "{shown}");
+        assert!(shown.contains(r"battery\u{1b}:"), "{shown}");
+        assert!(!shown.lines().any(|l| l.starts_with("forged")), "{shown}");
     }
 }

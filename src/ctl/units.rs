@@ -1,6 +1,8 @@
 //! Small values as a person reads them: ages, durations, round-trip
-//! times, times of day, and any JSON value as a table cell.
+//! times, times of day, text from the daemon made safe for a terminal,
+//! and any JSON value as a table cell.
 
+use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
@@ -8,21 +10,51 @@ use serde_json::Value;
 /// What a missing or null value shows as.
 pub const NONE: &str = "-";
 
-/// A JSON value as text: strings without quotes, null as `-`, the rest as compact JSON.
+/// Text chosen by a peer (a session id, a close reason, a URL), safe for
+/// a terminal: every control character (C0, DEL, C1, so ESC and newline
+/// too) is shown escaped, as `\u{1b}` or `\n`, and never sent raw.
+pub fn clean(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            let _ = write!(out, "{}", c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// An optional peer string as a cell: the text made safe, or `-`.
+pub fn optional(text: Option<&str>) -> String {
+    text.map_or_else(|| NONE.to_owned(), clean)
+}
+
+/// A JSON value as text: strings without quotes, null as `-`, the rest as
+/// compact JSON; made safe for a terminal either way.
 pub fn text(value: &Value) -> String {
     match value {
         Value::Null => NONE.to_owned(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
+        Value::String(s) => clean(s),
+        other => clean(&other.to_string()),
     }
 }
 
-/// How long ago an RFC 3339 timestamp was, in its largest whole unit
-/// (`12s`, `5m`, `3h`, `2d`); `None` when it does not parse. A time in the
-/// future (clocks disagree) counts as now.
-pub fn age(at: &str, now: SystemTime) -> Option<String> {
-    let at = humantime::parse_rfc3339_weak(at).ok()?;
-    Some(short(now.duration_since(at).unwrap_or_default()))
+/// Pretty JSON with a final newline, for results this client cannot
+/// describe; made safe for a terminal.
+pub fn raw(value: &Value) -> String {
+    let pretty = serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string());
+    let lines: Vec<String> = pretty.lines().map(clean).collect();
+    format!("{}\n", lines.join("\n"))
+}
+
+/// How long ago `at` was, in its largest whole unit (`12s`, `5m`, `3h`,
+/// `2d`). A time in the future (clocks disagree) counts as now.
+pub fn age(at: SystemTime, now: SystemTime) -> String {
+    short(now.duration_since(at).unwrap_or_default())
 }
 
 /// A duration in its largest whole unit: `12s`, `5m`, `3h`, `2d`.
@@ -83,15 +115,6 @@ fn trim(number: &str) -> String {
     }
 }
 
-/// The `HH:MM:SS.mmm` (UTC, like the daemon's timestamps) of an RFC 3339
-/// timestamp, or the text itself when it does not parse.
-pub fn time_of_day(at: &str) -> String {
-    match humantime::parse_rfc3339_weak(at) {
-        Ok(at) => clock(at),
-        Err(_) => at.to_owned(),
-    }
-}
-
 /// `HH:MM:SS.mmm` (UTC) of `at`.
 pub fn clock(at: SystemTime) -> String {
     let stamp = humantime::format_rfc3339_millis(at).to_string();
@@ -111,12 +134,11 @@ mod tests {
     #[test]
     fn ages_use_the_largest_whole_unit() {
         let now = at("2026-11-21T10:00:00Z");
-        assert_eq!(age("2026-11-21T09:59:48.000Z", now).as_deref(), Some("12s"));
-        assert_eq!(age("2026-11-21T09:54:30Z", now).as_deref(), Some("5m"));
-        assert_eq!(age("2026-11-21T06:10:00Z", now).as_deref(), Some("3h"));
-        assert_eq!(age("2026-11-19T09:00:00Z", now).as_deref(), Some("2d"));
-        assert_eq!(age("2026-11-21T10:00:05Z", now).as_deref(), Some("0s"));
-        assert_eq!(age("yesterday", now), None);
+        assert_eq!(age(at("2026-11-21T09:59:48.000Z"), now), "12s");
+        assert_eq!(age(at("2026-11-21T09:54:30Z"), now), "5m");
+        assert_eq!(age(at("2026-11-21T06:10:00Z"), now), "3h");
+        assert_eq!(age(at("2026-11-19T09:00:00Z"), now), "2d");
+        assert_eq!(age(at("2026-11-21T10:00:05Z"), now), "0s");
     }
 
     #[test]
@@ -142,9 +164,8 @@ mod tests {
 
     #[test]
     fn times_of_day_in_utc() {
-        assert_eq!(time_of_day("2026-11-21T10:00:00.123Z"), "10:00:00.123");
-        assert_eq!(time_of_day("2026-11-21T10:00:00Z"), "10:00:00.000");
-        assert_eq!(time_of_day("soon"), "soon");
+        assert_eq!(clock(at("2026-11-21T10:00:00.123Z")), "10:00:00.123");
+        assert_eq!(clock(at("2026-11-21T10:00:00Z")), "10:00:00.000");
     }
 
     #[test]
@@ -153,5 +174,17 @@ mod tests {
         assert_eq!(text(&json!("abc")), "abc");
         assert_eq!(text(&json!(3)), "3");
         assert_eq!(text(&json!({"a": 1})), r#"{"a":1}"#);
+    }
+
+    #[test]
+    fn control_characters_from_a_peer_are_shown_escaped() {
+        assert_eq!(clean("plain 你好"), "plain 你好");
+        assert_eq!(clean("a\u{1b}[2Jb"), r"a\u{1b}[2Jb");
+        assert_eq!(clean("line\nforged"), r"line\nforged");
+        assert_eq!(clean("c1\u{9b}31m del\u{7f}"), r"c1\u{9b}31m del\u{7f}");
+        assert_eq!(text(&json!("x\u{1b}")), r"x\u{1b}");
+        let raw = raw(&json!({"id": "x\u{9b}y"}));
+        assert!(!raw.chars().any(|c| c.is_control() && c != '\n'), "{raw:?}");
+        assert!(raw.contains(r"x\u{9b}y"), "{raw}");
     }
 }

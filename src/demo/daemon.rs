@@ -12,6 +12,10 @@ use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use nix::sys::prctl::set_pdeathsig;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::{getppid, Pid};
+
 /// How a stop went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stopped {
@@ -51,11 +55,9 @@ impl DaemonProcess {
         // (prctl, getppid) run, and nothing is allocated.
         unsafe {
             command.pre_exec(move || {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
+                set_pdeathsig(Signal::SIGTERM)?;
                 // The demo died between fork and prctl: nobody would stop us.
-                if libc::getppid() as u32 != parent {
+                if getppid().as_raw() as u32 != parent {
                     return Err(io::Error::other("the demo exited while starting the daemon"));
                 }
                 Ok(())
@@ -81,11 +83,9 @@ impl DaemonProcess {
         if let Some(status) = self.exited() {
             return Stopped::AlreadyExited(status);
         }
-        // SAFETY: kill(2) on our own child's pid, which cannot have been
-        // reused: it is not reaped until `try_wait` sees it exit.
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
-        }
+        // Our own child's pid cannot have been reused: it is not reaped
+        // until `try_wait` sees it exit.
+        let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
         let deadline = Instant::now() + grace;
         while Instant::now() < deadline {
             if let Some(status) = self.exited() {

@@ -10,7 +10,9 @@
 //! Layout of the module:
 //! - `setup`: the scratch directory and the daemon's config;
 //! - `daemon`: the child process;
-//! - `control`: the two control-socket connections (requests, events);
+//! - the control socket through the one control client
+//!   ([`crate::control_client`]): one connection for requests, one
+//!   subscribed for events;
 //! - `faults`: the fault kinds, how each is done, the schedule;
 //! - `tracker`: states, faults and recoveries as the events tell them;
 //! - `view`: the live table or plain lines, and the summary.
@@ -18,7 +20,6 @@
 //! This file owns the order of things: set up, wait for every session,
 //! run the schedule, wind down.
 
-mod control;
 mod daemon;
 mod faults;
 mod setup;
@@ -30,13 +31,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use serde_json::{json, Value};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::mpsc;
+use wsvisor_actors::state::SessionState;
 use wsvisor_loopback::{Server, ServerOptions};
 
+use crate::control_client::{Client, ClientError, Subscription};
 use crate::exit;
-use control::{Events, Requests};
+use crate::protocol::{Command, Delivery, EventLine, ListenState};
 use daemon::{DaemonProcess, Stopped};
 use faults::{FaultKind, Schedule};
 use setup::Scratch;
@@ -51,6 +53,9 @@ const REPAIR_GRACE: Duration = Duration::from_secs(10);
 
 /// SIGTERM's grace before the daemon is killed; it needs 2 s at most.
 const DAEMON_STOP_GRACE: Duration = Duration::from_secs(3);
+
+/// A response that takes longer than this means the daemon is wedged.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How often the loop looks at the clock (fault and message due times).
 const TICK: Duration = Duration::from_millis(50);
@@ -227,6 +232,18 @@ async fn demo(args: DemoArgs) -> i32 {
     code
 }
 
+/// The next event; `None` when the daemon closed the connection. Lines
+/// that are not events this demo knows are skipped.
+async fn next_event(events: &mut Subscription) -> Option<EventLine> {
+    loop {
+        match events.next_event().await {
+            Ok(event) => return event,
+            Err(ClientError::Unreadable { .. }) => continue,
+            Err(_) => return None,
+        }
+    }
+}
+
 fn fail_early(why: &str) -> i32 {
     eprintln!("wsvisor demo: {why}");
     exit::FAILURE
@@ -256,12 +273,12 @@ impl Demo {
         let connected = tokio::select! {
             () = self.signals.recv() => return Outcome::Interrupted,
             connected = async {
-                let requests = control::connect(&scratch.socket(), STARTUP_LIMIT).await?;
-                let events = control::connect(&scratch.socket(), STARTUP_LIMIT).await?;
-                Ok::<_, std::io::Error>((requests, events))
+                let requests = Client::connect_within(&scratch.socket(), STARTUP_LIMIT).await?;
+                let events = Client::connect_within(&scratch.socket(), STARTUP_LIMIT).await?;
+                Ok::<_, ClientError>((requests, events))
             } => connected,
         };
-        let (requests, events) = match connected {
+        let (mut requests, mut events) = match connected {
             Ok(pair) => pair,
             Err(err) => {
                 return Outcome::Failed(format!(
@@ -270,13 +287,16 @@ impl Demo {
                 ))
             }
         };
-        let mut requests = Requests::new(requests);
-        let mut events = match Events::subscribe(events).await {
+        requests.set_timeout(Some(RESPONSE_TIMEOUT));
+        events.set_timeout(Some(RESPONSE_TIMEOUT));
+        let mut events = match events.subscribe(None, false).await {
             Ok(events) => events,
             Err(err) => return Outcome::Failed(format!("subscribe failed: {err}")),
         };
-        match requests.call("sessions", json!({})).await {
-            Ok(result) => self.tracker.load_summaries(&result, Instant::now()),
+        match requests.sessions().await {
+            Ok(sessions) => self
+                .tracker
+                .load_states(sessions.iter().map(|s| (s.name.as_str(), s.state)), Instant::now()),
             Err(err) => return Outcome::Failed(format!("sessions failed: {err}")),
         }
         match self.wait_until_ready(&mut events).await {
@@ -287,7 +307,7 @@ impl Demo {
     }
 
     /// Shows events until every session is ready.
-    async fn wait_until_ready(&mut self, events: &mut Events) -> Outcome {
+    async fn wait_until_ready(&mut self, events: &mut Subscription) -> Outcome {
         let deadline = tokio::time::Instant::now() + STARTUP_LIMIT;
         while !self.tracker.all_ready() {
             self.draw("starting: waiting for every session to be ready");
@@ -299,7 +319,7 @@ impl Demo {
                         STARTUP_LIMIT.as_secs()
                     ))
                 }
-                event = events.next() => match event {
+                event = next_event(events) => match event {
                     Some(event) => {
                         self.on_event(&event);
                     }
@@ -323,7 +343,7 @@ impl Demo {
 
     /// The schedule: faults and messages until the run is over, then the
     /// repair of the last fault.
-    async fn run_faults(&mut self, args: &DemoArgs, requests: &mut Requests, events: &mut Events) -> Outcome {
+    async fn run_faults(&mut self, args: &DemoArgs, requests: &mut Client, events: &mut Subscription) -> Outcome {
         let start = self.clock.unwrap_or_else(Instant::now);
         let end = start + args.duration;
         let mut schedule = Schedule::new(args.duration);
@@ -375,7 +395,7 @@ impl Demo {
             }
             tokio::select! {
                 () = self.signals.recv() => return Outcome::Interrupted,
-                event = events.next() => match event {
+                event = next_event(events) => match event {
                     Some(event) => {
                         let note = self.on_event(&event);
                         if note.is_some() && self.tracker.all_repaired() {
@@ -433,7 +453,7 @@ impl Demo {
 
     /// A `listen detect` to a ready session that no fault is acting on; the
     /// loopback server answers with an `stt` of the same text.
-    async fn send_message(&mut self, requests: &mut Requests, count: &mut usize) {
+    async fn send_message(&mut self, requests: &mut Client, count: &mut usize) {
         let candidates = self.tracker.quiet_ready();
         if candidates.is_empty() {
             return;
@@ -441,9 +461,14 @@ impl Demo {
         let session = candidates[*count % candidates.len()].clone();
         *count += 1;
         let text = format!("你好小智 #{count}");
-        let request = json!({"session": session, "state": "detect", "text": text});
+        let listen = Command::Listen {
+            session: session.clone(),
+            state: ListenState::Detect,
+            mode: None,
+            text: Some(text.clone()),
+        };
         let now = Instant::now();
-        match requests.call("listen", request).await {
+        match requests.result::<Delivery>(&listen).await {
             Ok(_) => {
                 self.tracker.messages_sent += 1;
                 self.view.line(now, &format!("{session} <- listen detect \"{text}\""));
@@ -452,30 +477,26 @@ impl Demo {
         }
     }
 
-    fn on_event(&mut self, event: &Value) -> Option<Note> {
+    fn on_event(&mut self, event: &EventLine) -> Option<Note> {
         let now = Instant::now();
         let note = self.tracker.on_event(event, now);
-        match event["event"].as_str() {
+        match event {
             // `handshaking` follows `connecting` within a millisecond on
             // loopback; the table shows it, the log would only repeat itself.
-            Some("state") if event["state"] != "handshaking" => {
-                self.view.line(now, &view::describe_state(event, note.as_ref()))
+            EventLine::State(state) if state.state != SessionState::Handshaking => {
+                self.view.line(now, &view::describe_state(state, note.as_ref()))
             }
-            Some("message") => {
-                let message = &event["message"];
+            EventLine::Message { session, message } => {
                 self.view.line(
                     now,
                     &format!(
-                        "{} -> {} \"{}\"",
-                        event["session"].as_str().unwrap_or("?"),
+                        "{session} -> {} \"{}\"",
                         message["type"].as_str().unwrap_or("message"),
                         message["text"].as_str().unwrap_or("")
                     ),
                 );
             }
-            Some("lagged") => self
-                .view
-                .line(now, &format!("missed {} events (lagged)", event["skipped"])),
+            EventLine::Lagged { skipped } => self.view.line(now, &format!("missed {skipped} events (lagged)")),
             _ => {}
         }
         note

@@ -6,50 +6,49 @@
 
 use std::fs;
 use std::io;
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+
+use tempfile::TempDir;
 
 /// Names of the first sessions; more are numbered.
 const NAMES: [&str; 8] = [
     "kitchen", "attic", "garage", "porch", "hallway", "study", "cellar", "balcony",
 ];
 
-/// A private scratch directory, removed on drop.
+/// A private scratch directory (mode 0700), removed on drop.
 pub struct Scratch {
-    dir: PathBuf,
+    dir: TempDir,
 }
 
 impl Scratch {
-    /// Creates `$TMPDIR/wsvisor-demo-PID-NANOS` with mode 0700.
+    /// Creates `$TMPDIR/wsvisor-demo-XXXXXX`.
     pub fn create() -> io::Result<Scratch> {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let dir = std::env::temp_dir().join(format!("wsvisor-demo-{}-{nanos:x}", std::process::id()));
-        fs::DirBuilder::new().mode(0o700).create(&dir)?;
+        let dir = tempfile::Builder::new()
+            .prefix("wsvisor-demo-")
+            .permissions(fs::Permissions::from_mode(0o700))
+            .tempdir()?;
         Ok(Scratch { dir })
     }
 
     /// The directory.
-    #[cfg(test)]
     pub fn dir(&self) -> &Path {
-        &self.dir
+        self.dir.path()
     }
 
     /// Where the daemon's config goes.
     pub fn config(&self) -> PathBuf {
-        self.dir.join("config.toml")
+        self.dir().join("config.toml")
     }
 
     /// The daemon's control socket.
     pub fn socket(&self) -> PathBuf {
-        self.dir.join("control.sock")
+        self.dir().join("control.sock")
     }
 
     /// The daemon's stderr.
     pub fn log(&self) -> PathBuf {
-        self.dir.join("daemon.log")
+        self.dir().join("daemon.log")
     }
 
     /// The last `n` lines of the daemon's log, for when it died on us.
@@ -60,12 +59,6 @@ impl Scratch {
             .iter()
             .map(|l| l.to_string())
             .collect()
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.dir);
     }
 }
 

@@ -10,15 +10,16 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use wsvisor_actors::state::SessionState;
 
 use super::faults::FaultKind;
+use crate::protocol::{EventLine, StateEvent};
 
 /// One session as the demo last saw it.
 #[derive(Clone, Debug)]
 pub struct SessionView {
-    /// `ready`, `backoff`...
-    pub state: String,
+    /// `ready`, `backoff`...; `None` until the daemon has told.
+    pub state: Option<SessionState>,
     /// When it entered `state`.
     pub since: Instant,
     /// For `backoff`: when the next attempt is due.
@@ -89,6 +90,14 @@ pub struct KindStats {
     pub slowest: Option<Duration>,
 }
 
+/// A state a session is in after a loss (rather than on its way back).
+pub fn out_of_service(state: SessionState) -> bool {
+    matches!(
+        state,
+        SessionState::Backoff | SessionState::Failed | SessionState::Stopped
+    )
+}
+
 /// Everything the demo keeps track of.
 pub struct Tracker {
     sessions: BTreeMap<String, SessionView>,
@@ -108,7 +117,7 @@ impl Tracker {
             .iter()
             .map(|name| {
                 let view = SessionView {
-                    state: "unknown".to_owned(),
+                    state: None,
                     since: now,
                     retry_at: None,
                     last_loss: None,
@@ -137,15 +146,13 @@ impl Tracker {
         &self.faults
     }
 
-    /// Takes the states of a `sessions` result (used before any event).
-    pub fn load_summaries(&mut self, result: &Value, now: Instant) {
-        for summary in result["sessions"].as_array().into_iter().flatten() {
-            let (Some(name), Some(state)) = (summary["name"].as_str(), summary["state"].as_str()) else {
-                continue;
-            };
+    /// Takes the state of each session named (from a `sessions` result,
+    /// used before any event).
+    pub fn load_states<'a>(&mut self, states: impl IntoIterator<Item = (&'a str, SessionState)>, now: Instant) {
+        for (name, state) in states {
             if let Some(view) = self.sessions.get_mut(name) {
-                if view.state != state {
-                    view.state = state.to_owned();
+                if view.state != Some(state) {
+                    view.state = Some(state);
                     view.since = now;
                 }
             }
@@ -154,7 +161,7 @@ impl Tracker {
 
     /// Whether every session is `ready`.
     pub fn all_ready(&self) -> bool {
-        self.sessions.values().all(|s| s.state == "ready")
+        self.sessions.values().all(|s| s.state == Some(SessionState::Ready))
     }
 
     /// Names of the ready sessions that no unrepaired fault is acting on:
@@ -162,7 +169,7 @@ impl Tracker {
     pub fn quiet_ready(&self) -> Vec<String> {
         self.sessions
             .iter()
-            .filter(|(name, view)| view.state == "ready" && !self.is_hit(name))
+            .filter(|(name, view)| view.state == Some(SessionState::Ready) && !self.is_hit(name))
             .map(|(name, _)| name.clone())
             .collect()
     }
@@ -199,34 +206,34 @@ impl Tracker {
     }
 
     /// Takes one event of the subscription.
-    pub fn on_event(&mut self, event: &Value, now: Instant) -> Option<Note> {
-        match event["event"].as_str()? {
-            "state" => self.on_state(event, now),
-            "message" => {
+    pub fn on_event(&mut self, event: &EventLine, now: Instant) -> Option<Note> {
+        match event {
+            EventLine::State(state) => self.on_state(state, now),
+            EventLine::Message { .. } => {
                 self.messages_received += 1;
                 None
             }
-            "lagged" => {
-                self.events_skipped += event["skipped"].as_u64().unwrap_or(0);
+            EventLine::Lagged { skipped } => {
+                self.events_skipped += skipped;
                 None
             }
             _ => None,
         }
     }
 
-    fn on_state(&mut self, event: &Value, now: Instant) -> Option<Note> {
-        let name = event["session"].as_str()?;
-        let state = event["state"].as_str()?;
+    fn on_state(&mut self, event: &StateEvent, now: Instant) -> Option<Note> {
+        let name = event.session.as_str();
+        let state = event.state;
         let view = self.sessions.get_mut(name)?;
-        view.state = state.to_owned();
+        view.state = Some(state);
         view.since = now;
-        view.retry_at = event["retry_in_ms"].as_u64().map(|ms| now + Duration::from_millis(ms));
+        view.retry_at = event.retry_in_ms.map(|ms| now + Duration::from_millis(ms));
         // `connecting` repeats the cause of the loss before it; only a move
         // out of service reports a new loss.
-        let loss = match (state, event["cause"].as_str()) {
-            ("backoff" | "failed" | "stopped", Some(cause)) => Some(match event["code"].as_u64() {
+        let loss = match (out_of_service(state), event.cause) {
+            (true, Some(cause)) => Some(match event.code {
                 Some(code) => format!("{cause} {code}"),
-                None => cause.to_owned(),
+                None => cause.to_string(),
             }),
             _ => None,
         };
@@ -248,7 +255,7 @@ impl Tracker {
             hit.loss = loss;
             return None;
         }
-        if state != "ready" {
+        if state != SessionState::Ready {
             return None;
         }
         let after = now.saturating_duration_since(fault_at);
@@ -301,14 +308,20 @@ impl Tracker {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     use super::*;
 
-    fn state(session: &str, state: &str, cause: Option<&str>, code: Option<u64>) -> Value {
-        json!({"event": "state", "session": session, "state": state, "attempt": 1,
+    fn event(value: Value) -> EventLine {
+        serde_json::from_value(value).unwrap()
+    }
+
+    fn state(session: &str, state: &str, cause: Option<&str>, code: Option<u64>) -> EventLine {
+        event(
+            json!({"event": "state", "session": session, "state": state, "attempt": 1,
                "retry_in_ms": if state == "backoff" { json!(300) } else { json!(null) },
-               "cause": cause, "code": code, "at": "2026-11-21T10:00:00Z"})
+               "cause": cause, "code": code, "at": "2026-11-21T10:00:00Z"}),
+        )
     }
 
     fn names() -> Vec<String> {
@@ -319,10 +332,7 @@ mod tests {
     fn a_fault_is_repaired_when_its_session_is_ready_again() {
         let t0 = Instant::now();
         let mut tracker = Tracker::new(&names(), t0);
-        tracker.load_summaries(
-            &json!({"sessions": [{"name": "attic", "state": "ready"}, {"name": "kitchen", "state": "ready"}]}),
-            t0,
-        );
+        tracker.load_states([("attic", SessionState::Ready), ("kitchen", SessionState::Ready)], t0);
         assert!(tracker.all_ready());
         tracker.fault_started(FaultKind::Reset, &["kitchen".to_owned()], t0);
         assert_eq!(tracker.quiet_ready(), vec!["attic"]);
@@ -376,10 +386,10 @@ mod tests {
         let t0 = Instant::now();
         let mut tracker = Tracker::new(&names(), t0);
         tracker.on_event(
-            &json!({"event": "message", "session": "attic", "message": {"type": "stt"}}),
+            &event(json!({"event": "message", "session": "attic", "message": {"type": "stt"}})),
             t0,
         );
-        tracker.on_event(&json!({"event": "lagged", "skipped": 3}), t0);
+        tracker.on_event(&event(json!({"event": "lagged", "skipped": 3})), t0);
         assert_eq!((tracker.messages_received, tracker.events_skipped), (1, 3));
     }
 

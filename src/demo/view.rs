@@ -7,9 +7,10 @@ use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use wsvisor_actors::state::SessionState;
 
-use super::tracker::{Note, Tracker};
+use super::tracker::{out_of_service, Note, Tracker};
+use crate::protocol::StateEvent;
 
 /// Latest event lines kept under the table.
 const RECENT: usize = 8;
@@ -116,9 +117,12 @@ fn session_table(tracker: &Tracker, now: Instant) -> Vec<String> {
         "SESSION", "STATE", "FOR", "LAST LOSS", "RECOVERED", "SLOWEST"
     )];
     for (name, view) in tracker.sessions() {
-        let state = match (view.state.as_str(), view.retry_at) {
-            ("backoff", Some(at)) => format!("backoff ({})", millis(at.saturating_duration_since(now))),
-            (state, _) => state.to_owned(),
+        let state = match (view.state, view.retry_at) {
+            (Some(SessionState::Backoff), Some(at)) => {
+                format!("backoff ({})", millis(at.saturating_duration_since(now)))
+            }
+            (Some(state), _) => state.to_string(),
+            (None, _) => "unknown".to_owned(),
         };
         rows.push(format!(
             "{:<12} {:<17} {:>6}  {:<20} {:>9}  {:>8}",
@@ -135,22 +139,17 @@ fn session_table(tracker: &Tracker, now: Instant) -> Vec<String> {
 
 /// One state event as a log line: `kitchen backoff cause=reset retry_in=312ms`,
 /// with the recovery it completed, if any.
-pub fn describe_state(event: &Value, note: Option<&Note>) -> String {
-    let mut text = format!(
-        "{} {}",
-        event["session"].as_str().unwrap_or("?"),
-        event["state"].as_str().unwrap_or("?")
-    );
-    let moved_out = matches!(event["state"].as_str(), Some("backoff" | "failed" | "stopped"));
-    if moved_out {
-        if let Some(cause) = event["cause"].as_str() {
+pub fn describe_state(event: &StateEvent, note: Option<&Note>) -> String {
+    let mut text = format!("{} {}", event.session, event.state);
+    if out_of_service(event.state) {
+        if let Some(cause) = event.cause {
             text.push_str(&format!(" cause={cause}"));
         }
-        if let Some(code) = event["code"].as_u64() {
+        if let Some(code) = event.code {
             text.push_str(&format!(" code={code}"));
         }
     }
-    if let Some(ms) = event["retry_in_ms"].as_u64() {
+    if let Some(ms) = event.retry_in_ms {
         text.push_str(&format!(" retry_in={ms}ms"));
     }
     if let Some(Note::Recovered { fault, after }) = note {
@@ -180,18 +179,9 @@ fn seconds(d: Duration) -> String {
 
 /// Columns of the terminal on stdout.
 fn terminal_width() -> usize {
-    let mut size = libc::winsize {
-        ws_row: 0,
-        ws_col: 0,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: TIOCGWINSZ fills a winsize we own; on failure it is left zeroed.
-    let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) } == 0;
-    if ok && size.ws_col > 0 {
-        usize::from(size.ws_col)
-    } else {
-        DEFAULT_WIDTH
+    match terminal_size::terminal_size_of(std::io::stdout()) {
+        Some((terminal_size::Width(columns), _)) if columns > 0 => usize::from(columns),
+        _ => DEFAULT_WIDTH,
     }
 }
 
@@ -252,21 +242,33 @@ pub fn summary(tracker: &Tracker, sessions: usize, ending: &Ending) -> String {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     use super::super::faults::FaultKind;
     use super::*;
+    use crate::protocol::EventLine;
+
+    /// A `state` event with the fields the test does not care about filled in.
+    fn state(mut fields: Value) -> StateEvent {
+        for (key, value) in [("attempt", json!(1)), ("at", json!("2026-11-21T10:00:00Z"))] {
+            fields.as_object_mut().unwrap().entry(key).or_insert(value);
+        }
+        for key in ["retry_in_ms", "cause", "code"] {
+            fields.as_object_mut().unwrap().entry(key).or_insert(json!(null));
+        }
+        serde_json::from_value(fields).unwrap()
+    }
 
     #[test]
     fn state_lines_name_the_loss_and_the_recovery() {
-        let backoff = json!({"event": "state", "session": "kitchen", "state": "backoff", "retry_in_ms": 312,
-                             "cause": "server_close", "code": 1000});
+        let backoff = state(json!({"session": "kitchen", "state": "backoff", "retry_in_ms": 312,
+                             "cause": "server_close", "code": 1000}));
         assert_eq!(
             describe_state(&backoff, None),
             "kitchen backoff cause=server_close code=1000 retry_in=312ms"
         );
-        let ready = json!({"event": "state", "session": "kitchen", "state": "ready", "retry_in_ms": null,
-                           "cause": null, "code": null});
+        let ready = state(json!({"session": "kitchen", "state": "ready", "retry_in_ms": null,
+                           "cause": null, "code": null}));
         let note = Note::Recovered {
             fault: "idle close",
             after: Duration::from_millis(330),
@@ -284,11 +286,13 @@ mod tests {
         let mut tracker = Tracker::new(&names, t0);
         tracker.fault_started(FaultKind::IdleClose, &names, t0);
         tracker.on_event(
-            &json!({"event": "state", "session": "kitchen", "state": "backoff", "cause": "server_close", "code": 1000}),
+            &EventLine::State(state(
+                json!({"session": "kitchen", "state": "backoff", "cause": "server_close", "code": 1000}),
+            )),
             t0,
         );
         tracker.on_event(
-            &json!({"event": "state", "session": "kitchen", "state": "ready"}),
+            &EventLine::State(state(json!({"session": "kitchen", "state": "ready"}))),
             t0 + Duration::from_millis(321),
         );
         let text = summary(

@@ -1,5 +1,6 @@
 //! Shared by the end-to-end tests: session settings with millisecond
-//! timings, and a watcher that waits for state events with bounded time.
+//! timings, a tree started with one session, and a watcher that waits for
+//! state events with bounded time.
 
 #![allow(dead_code)]
 
@@ -9,16 +10,17 @@ pub mod tls;
 
 use std::time::{Duration, Instant};
 
+use wsvisor::protocol::{Command, ListenState};
 use wsvisor_actors::events::Event;
 use wsvisor_actors::loss::LossReport;
-use wsvisor_actors::messages::Subscribe;
+use wsvisor_actors::messages::{AddSession, SendOutcome, SendText, Subscribe};
 use wsvisor_actors::settings::{
     BufferLimits, Credential, Keep, LivenessSettings, QueueSettings, ReconnectSettings, SessionSettings, TlsSettings,
 };
 use wsvisor_actors::state::{SessionState, StateUpdate};
 use wsvisor_actors::subscription::{SubscriberLimits, Subscription};
 use wsvisor_actors::wire::AudioParams;
-use wsvisor_actors::Tree;
+use wsvisor_actors::{start_tree, Tree};
 
 /// Heartbeat timings of the tests: silence is found within 400 ms.
 pub const PING_INTERVAL: Duration = Duration::from_millis(200);
@@ -62,6 +64,31 @@ pub fn settings(name: &str, url: &str) -> SessionSettings {
             revive_after: None,
         },
     }
+}
+
+/// A new tree with `session` added, and a watcher subscribed before it was.
+pub async fn start(session: SessionSettings) -> (Tree, Watcher) {
+    let tree = start_tree(Default::default());
+    let watcher = Watcher::subscribe(&tree).await;
+    tree.supervisor.send(AddSession(session)).await.unwrap().unwrap();
+    (tree, watcher)
+}
+
+/// Hands a xiaozhi `listen detect` with `text` to `session` through the
+/// Supervisor, built as the control socket's `listen` builds it.
+pub async fn send_listen(tree: &Tree, session: &str, text: &str) -> SendOutcome {
+    let listen = Command::Listen {
+        session: session.into(),
+        state: ListenState::Detect,
+        mode: None,
+        text: Some(text.into()),
+    };
+    let (session, message) = listen.into_text_message().expect("listen is a text message");
+    tree.supervisor
+        .send(SendText { session, message })
+        .await
+        .expect("the supervisor answers")
+        .expect("the session takes the message")
 }
 
 /// State events of one session, as they arrive.
@@ -147,7 +174,8 @@ impl Watcher {
         }
     }
 
-    /// Assert that no state event arrives within `quiet`.
+    /// Assert that no state event arrives within `quiet`. A closed event
+    /// stream fails: it proves nothing about the states.
     pub async fn assert_no_state_change(&mut self, quiet: Duration) {
         let deadline = Instant::now() + quiet;
         loop {
@@ -155,6 +183,7 @@ impl Watcher {
             let next = actix_rt::time::timeout(left, self.rx.recv()).await;
             match next.as_ref().map(|e| e.as_ref().map(|e| &e.event)) {
                 Ok(Some(Event::State(update))) => panic!("unexpected state change: {update:#?}"),
+                Ok(Some(Event::Lagged { skipped })) => panic!("watcher lagged by {skipped} events"),
                 Ok(Some(_)) => {}
                 // A closed channel proves nothing about the session.
                 Ok(None) => panic!("monitor went away while checking for quiet"),
@@ -176,11 +205,4 @@ impl Watcher {
             })
             .collect()
     }
-}
-
-/// Open file descriptors of this process.
-pub fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd")
-        .expect("/proc/self/fd must be readable for this test")
-        .count()
 }

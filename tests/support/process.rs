@@ -1,28 +1,41 @@
-//! Running the real binary: scratch directories, configs, signals, and a
-//! blocking control-socket client.
+//! Running the real binary: scratch directories, configs, the daemon
+//! process, signals, and the control socket through the library's one
+//! control client.
 
-use std::io::{BufRead, BufReader, Read, Write};
 use std::ops::{Deref, DerefMut};
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus};
+use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use tempfile::TempDir;
+pub use wsvisor::control_client::blocking::Client as Control;
+use wsvisor::protocol::SessionSummary;
 
 /// Every test session's token; must never appear in a log line.
 pub const TOKEN: &str = "s3cr3t-token-never-logged";
 
-/// A scratch directory removed at the end of the test.
-pub struct Scratch(pub PathBuf);
+/// Bound of every wait for the daemon in these helpers.
+const LIMIT: Duration = Duration::from_secs(10);
+
+/// A scratch directory removed at the end of the test; `.0` is its path.
+pub struct Scratch(pub PathBuf, TempDir);
 
 impl Scratch {
-    /// A fresh directory for this test.
+    /// A fresh directory for this test, named after `tag`.
     pub fn new(tag: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("wsvisor-test-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("wsvisor-test-{tag}-"))
+            .tempdir()
+            .expect("a scratch directory");
+        Scratch(dir.path().to_path_buf(), dir)
+    }
+
+    /// The path of `name` in it.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
     }
 
     /// Write a file in it.
@@ -30,12 +43,6 @@ impl Scratch {
         let path = self.0.join(name);
         std::fs::write(&path, text).unwrap();
         path
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -83,18 +90,13 @@ pub fn wait_with_timeout(child: &mut Child, limit: Duration) -> Option<ExitStatu
 
 /// Send a signal by name (TERM, INT, HUP).
 pub fn signal(child: &Child, name: &str) {
-    let status = Command::new("kill")
-        .args([&format!("-{name}"), &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let signal = Signal::from_str(&format!("SIG{name}")).unwrap_or_else(|_| panic!("no signal named {name}"));
+    kill(Pid::from_raw(child.id() as i32), signal).unwrap_or_else(|err| panic!("kill -{name}: {err}"));
 }
 
 /// A whole file as text.
 pub fn read_all(path: &Path) -> String {
-    let mut text = String::new();
-    std::fs::File::open(path).unwrap().read_to_string(&mut text).unwrap();
-    text
+    std::fs::read_to_string(path).unwrap_or_else(|err| panic!("cannot read {}: {err}", path.display()))
 }
 
 /// The control socket of a daemon started with `config_toml(scratch, ..)`.
@@ -102,78 +104,77 @@ pub fn socket_of(scratch: &Scratch) -> PathBuf {
     scratch.0.join("control.sock")
 }
 
-/// A blocking control-socket client.
-pub struct Control {
-    reader: BufReader<UnixStream>,
-    writer: UnixStream,
-    next_id: u64,
+/// A control connection, waiting (bounded) while the daemon is still starting.
+pub fn control(path: &Path) -> Control {
+    Control::connect_within(path, Duration::from_secs(5))
+        .unwrap_or_else(|err| panic!("no control socket at {}: {err}", path.display()))
 }
 
-impl Control {
-    /// Connect, retrying while the daemon is still starting (bounded).
-    pub fn connect(path: &Path) -> Control {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            match UnixStream::connect(path) {
-                Ok(stream) => {
-                    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-                    let writer = stream.try_clone().unwrap();
-                    return Control {
-                        reader: BufReader::new(stream),
-                        writer,
-                        next_id: 0,
-                    };
-                }
-                Err(err) => {
-                    assert!(
-                        Instant::now() < deadline,
-                        "no control socket at {}: {err}",
-                        path.display()
-                    );
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-            }
+/// Polls `sessions` until `pred` holds for the list (bounded); the list.
+pub fn wait_sessions(
+    control: &mut Control,
+    what: &str,
+    pred: impl Fn(&[SessionSummary]) -> bool,
+) -> Vec<SessionSummary> {
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let sessions = control.sessions().expect("sessions");
+        if pred(&sessions) {
+            return sessions;
         }
+        assert!(Instant::now() < deadline, "never {what}: {sessions:#?}");
+        std::thread::sleep(Duration::from_millis(10));
     }
+}
 
-    /// Send `cmd` with `args` (a JSON object) and return the response.
-    pub fn request(&mut self, cmd: &str, args: Value) -> Value {
-        self.next_id += 1;
-        let mut request = args;
-        request["id"] = self.next_id.into();
-        request["cmd"] = cmd.into();
-        writeln!(self.writer, "{request}").unwrap();
-        let response = self.read_line().expect("the daemon closed the connection");
-        assert_eq!(response["id"], self.next_id, "{response}");
-        response
-    }
-
-    /// The `result` of a successful request.
-    pub fn result(&mut self, cmd: &str, args: Value) -> Value {
-        let response = self.request(cmd, args);
-        assert_eq!(response["ok"], true, "{cmd} failed: {response}");
-        response["result"].clone()
-    }
-
-    /// The next line, None at the end of the stream.
-    pub fn read_line(&mut self) -> Option<Value> {
-        let mut line = String::new();
-        match self.reader.read_line(&mut line) {
-            Ok(0) => None,
-            Ok(_) => Some(serde_json::from_str(&line).expect("a JSON line")),
-            Err(err) => panic!("reading the control socket: {err}"),
-        }
-    }
+/// Open file descriptors of process `pid`; a failed read fails the test.
+pub fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap_or_else(|err| panic!("cannot count the descriptors of process {pid}: {err}"))
+        .count()
 }
 
 /// A daemon process that is killed if the test ends (or panics) without
 /// stopping it, so no test leaves a daemon behind.
-pub struct Daemon(Child);
+pub struct Daemon {
+    child: Child,
+    log: Option<PathBuf>,
+}
 
 impl Daemon {
     /// Spawn `command`.
     pub fn spawn(command: &mut Command) -> Daemon {
-        Daemon(command.spawn().expect("spawn wsvisor"))
+        Daemon {
+            child: command.spawn().expect("spawn wsvisor"),
+            log: None,
+        }
+    }
+
+    /// `wsvisor run --config CONFIG`, its stderr in `log`.
+    pub fn run(config: &Path, log: &Path) -> Daemon {
+        let stderr = std::fs::File::create(log).expect("the daemon's log file");
+        let mut daemon = Daemon::spawn(wsvisor(&["run", "--config", config.to_str().unwrap()]).stderr(stderr));
+        daemon.log = Some(log.to_path_buf());
+        daemon
+    }
+
+    /// Name `log` as where its stderr goes, for [`Daemon::stop`]'s message.
+    pub fn logging_to(mut self, log: &Path) -> Daemon {
+        self.log = Some(log.to_path_buf());
+        self
+    }
+
+    /// SIGTERM; the daemon must exit 0 within the contract's 2 s (its log,
+    /// when known, is in the failure message).
+    pub fn stop(mut self) {
+        signal(&self.child, "TERM");
+        let status = wait_with_timeout(&mut self.child, Duration::from_secs(2));
+        let log = self.log.as_ref().map(std::fs::read_to_string);
+        assert_eq!(
+            status.and_then(|s| s.code()),
+            Some(0),
+            "the daemon did not stop cleanly: {log:?}"
+        );
     }
 }
 
@@ -181,21 +182,21 @@ impl Deref for Daemon {
     type Target = Child;
 
     fn deref(&self) -> &Child {
-        &self.0
+        &self.child
     }
 }
 
 impl DerefMut for Daemon {
     fn deref_mut(&mut self) -> &mut Child {
-        &mut self.0
+        &mut self.child
     }
 }
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        if matches!(self.0.try_wait(), Ok(None)) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
     }
 }

@@ -1,13 +1,15 @@
-//! One control connection: access check, then requests and responses line
-//! by line, and events once subscribed. Every wait is bounded, so a client
-//! that never sends, or never reads, is cut off instead of held forever;
-//! each client is its own task, so none can delay another or a session.
+//! One connected peer of the control socket, on the daemon's side: access
+//! check, then requests and responses line by line, and events once
+//! subscribed. Every wait is bounded, so a peer that never sends, or never
+//! reads, is cut off instead of held forever; each peer is its own task,
+//! so none can delay another or a session.
 
 use std::rc::Rc;
 use std::time::Duration;
 
-use serde_json::{json, Value};
 use std::sync::Arc;
+
+use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::UnixStream;
@@ -16,9 +18,9 @@ use wsvisor_actors::events::SharedEvent;
 use wsvisor_actors::subscription::Subscription as EventStream;
 
 use super::dispatch::{self, DaemonHandle, Reply};
-use super::lines::{Line, LineReader};
-use super::protocol::{self, ControlError, ErrorCode, MAX_LINE_BYTES};
-use super::{json, ControlOptions};
+use super::ControlOptions;
+use crate::protocol::lines::{Line, LineReader};
+use crate::protocol::{self, ControlError, ErrorCode, Subscribed, MAX_LINE_BYTES};
 
 /// Who may talk to the daemon.
 #[derive(Clone, Debug)]
@@ -41,7 +43,7 @@ struct Subscription {
     audio: bool,
 }
 
-/// Serve one connection until it closes or times out.
+/// Serve one peer until it closes or times out.
 pub async fn serve(stream: UnixStream, daemon: Rc<DaemonHandle>, access: Rc<Access>, options: ControlOptions) {
     let uid = match stream.peer_cred() {
         Ok(cred) => cred.uid(),
@@ -82,7 +84,7 @@ pub async fn serve(stream: UnixStream, daemon: Rc<DaemonHandle>, access: Rc<Acce
                 Some(Line::End) | None => break,
             },
             event = next_event(&mut subscription) => match event {
-                Some((event, audio)) => event.line(audio, json::event_line).to_owned(),
+                Some((event, audio)) => event.line(audio, protocol::event_line).to_owned(),
                 None => break,
             },
         };
@@ -121,7 +123,7 @@ async fn respond(daemon: &DaemonHandle, line: &[u8], subscription: &mut Option<S
         Ok(Reply::Value(result)) => protocol::ok_response(&request.id, result),
         Ok(Reply::Subscribed { events, audio }) => {
             *subscription = Some(Subscription { events, audio });
-            protocol::ok_response(&request.id, json!({"subscribed": true}))
+            protocol::ok_response(&request.id, Subscribed { subscribed: true })
         }
         Err(error) => protocol::error_response(&request.id, &error),
     }

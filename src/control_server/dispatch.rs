@@ -7,7 +7,8 @@ use std::time::Instant;
 use strum::VariantArray;
 
 use bytes::Bytes;
-use serde_json::{json, Map, Value};
+use serde::Serialize;
+use serde_json::{Map, Value};
 use wsvisor_actors::messages::{
     CommandError, ConnectSession, CountStates, DisconnectSession, GetSession, ListSessions, ReconnectSession,
     SendAudio, SendOutcome, SendText, Subscribe,
@@ -16,8 +17,11 @@ use wsvisor_actors::state::SessionState;
 use wsvisor_actors::subscription::{SubscriberLimits, Subscription};
 use wsvisor_actors::Tree;
 
-use super::protocol::{Command, ControlError, ErrorCode};
-use super::{json, metrics};
+use super::metrics;
+use crate::protocol::{
+    Command, ControlError, Delivery, ErrorCode, Extra, MetricsText, Pong, Requested, SessionList, SessionSummary,
+    StateCounts, Status,
+};
 use crate::reload::Reloader;
 
 /// What the control server needs from the daemon.
@@ -34,7 +38,8 @@ pub struct DaemonHandle {
 
 /// A command's outcome.
 pub enum Reply {
-    /// The `result` of the response.
+    /// The `result` of the response (one of the result types of
+    /// [`crate::protocol`], as JSON).
     Value(Value),
     /// `subscribe`: answer `{"subscribed": true}`, then stream these events.
     Subscribed {
@@ -49,41 +54,50 @@ pub enum Reply {
 pub async fn execute(daemon: &DaemonHandle, command: Command) -> Result<Reply, ControlError> {
     let tree = &daemon.tree;
     let value = match command {
-        Command::Ping => json!({"version": env!("CARGO_PKG_VERSION"), "pid": std::process::id()}),
-        Command::Status => status(daemon).await?,
+        Command::Ping => result(Pong {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            pid: std::process::id(),
+            extra: Extra::new(),
+        }),
+        Command::Status => result(status(daemon).await?),
         Command::Sessions => {
             let sessions = tree.monitor.send(ListSessions).await.map_err(unavailable)?;
-            json!({"sessions": sessions.iter().map(json::summary).collect::<Vec<_>>()})
+            result(SessionList {
+                sessions: sessions.iter().map(SessionSummary::from).collect(),
+            })
         }
-        Command::Session(name) => match tree.monitor.send(GetSession(name.clone())).await.map_err(unavailable)? {
-            Some(summary) => json::summary_with_counters(&summary),
-            None => return Err(not_found(&name)),
-        },
-        Command::Connect(name) => {
-            tree.supervisor
-                .send(ConnectSession(name.clone()))
+        Command::Session { session } => {
+            match tree
+                .monitor
+                .send(GetSession(session.clone()))
                 .await
                 .map_err(unavailable)?
-                .map_err(refused)?;
-            json!({"session": name, "requested": "connect"})
+            {
+                Some(summary) => result(SessionSummary::with_counters(&summary)),
+                None => return Err(not_found(&session)),
+            }
         }
-        Command::Disconnect(name) => {
-            tree.supervisor
-                .send(DisconnectSession(name.clone()))
-                .await
-                .map_err(unavailable)?
-                .map_err(refused)?;
-            json!({"session": name, "requested": "disconnect"})
+        Command::Connect { session } => requested(
+            tree.supervisor.send(ConnectSession(session.clone())).await,
+            session,
+            "connect",
+        )?,
+        Command::Disconnect { session } => requested(
+            tree.supervisor.send(DisconnectSession(session.clone())).await,
+            session,
+            "disconnect",
+        )?,
+        Command::Reconnect { session } => requested(
+            tree.supervisor.send(ReconnectSession(session.clone())).await,
+            session,
+            "reconnect",
+        )?,
+        command @ (Command::Send { .. } | Command::Listen { .. } | Command::Abort { .. }) => {
+            let Some((session, message)) = command.into_text_message() else {
+                unreachable!("send, listen and abort carry a text message")
+            };
+            result(send(tree, session, message).await?)
         }
-        Command::Reconnect(name) => {
-            tree.supervisor
-                .send(ReconnectSession(name.clone()))
-                .await
-                .map_err(unavailable)?
-                .map_err(refused)?;
-            json!({"session": name, "requested": "reconnect"})
-        }
-        Command::Send { session, message } => send(tree, session, message).await?,
         Command::Audio { session, data } => {
             let audio = SendAudio {
                 session,
@@ -94,7 +108,7 @@ pub async fn execute(daemon: &DaemonHandle, command: Command) -> Result<Reply, C
                 .await
                 .map_err(unavailable)?
                 .map_err(refused)?;
-            json!({"sent": true})
+            result(Delivery::sent())
         }
         Command::Subscribe { sessions, audio } => {
             return subscribe(tree, sessions, audio, daemon.subscriber_limits).await
@@ -105,58 +119,67 @@ pub async fn execute(daemon: &DaemonHandle, command: Command) -> Result<Reply, C
                 .reload()
                 .await
                 .map_err(|err| ControlError::new(ErrorCode::BadConfig, err.to_string()))?;
-            json!({
-                "added": summary.added,
-                "removed": summary.removed,
-                "changed": summary.changed,
-                "unchanged": summary.unchanged,
-            })
+            result(summary)
         }
         #[cfg(feature = "fault-injection")]
-        Command::Wedge(name) => {
-            let wedge = wsvisor_actors::messages::WedgeConnection(name.clone());
-            tree.supervisor
-                .send(wedge)
-                .await
-                .map_err(unavailable)?
-                .map_err(refused)?;
-            json!({"session": name, "requested": "wedge"})
+        Command::Wedge { session } => {
+            let wedge = wsvisor_actors::messages::WedgeConnection(session.clone());
+            requested(tree.supervisor.send(wedge).await, session, "wedge")?
         }
         #[cfg(feature = "fault-injection")]
-        Command::Panic(name) => {
-            let panic = wsvisor_actors::messages::PanicConnection(name.clone());
-            tree.supervisor
-                .send(panic)
-                .await
-                .map_err(unavailable)?
-                .map_err(refused)?;
-            json!({"session": name, "requested": "panic"})
+        Command::Panic { session } => {
+            let panic = wsvisor_actors::messages::PanicConnection(session.clone());
+            requested(tree.supervisor.send(panic).await, session, "panic")?
         }
         Command::Metrics => {
             let sessions = tree.monitor.send(ListSessions).await.map_err(unavailable)?;
-            json!({"text": metrics::render(&sessions, daemon.started.elapsed())})
+            result(MetricsText {
+                text: metrics::render(&sessions, daemon.started.elapsed()),
+            })
         }
     };
     Ok(Reply::Value(value))
 }
 
-async fn status(daemon: &DaemonHandle) -> Result<Value, ControlError> {
-    let counts = daemon.tree.monitor.send(CountStates).await.map_err(unavailable)?;
-    let mut by_state = Map::new();
-    by_state.insert("total".into(), json!(counts.total()));
-    for &state in SessionState::VARIANTS {
-        by_state.insert(state.as_str().into(), json!(counts.of(state)));
-    }
-    Ok(json!({
-        "version": env!("CARGO_PKG_VERSION"),
-        "pid": std::process::id(),
-        "uptime_s": daemon.started.elapsed().as_secs(),
-        "config": daemon.reloader.path().display().to_string(),
-        "sessions": by_state,
+/// A result type as the `result` of a response.
+fn result(value: impl Serialize) -> Value {
+    // The result types are plain structs of strings and numbers.
+    serde_json::to_value(value).unwrap_or(Value::Null)
+}
+
+/// The answer to a command that only asks the Supervisor for something.
+fn requested(
+    answer: Result<Result<(), CommandError>, actix::MailboxError>,
+    session: String,
+    what: &str,
+) -> Result<Value, ControlError> {
+    answer.map_err(unavailable)?.map_err(refused)?;
+    Ok(result(Requested {
+        session,
+        requested: what.to_owned(),
     }))
 }
 
-async fn send(tree: &Tree, session: String, message: Map<String, Value>) -> Result<Value, ControlError> {
+async fn status(daemon: &DaemonHandle) -> Result<Status, ControlError> {
+    let counts = daemon.tree.monitor.send(CountStates).await.map_err(unavailable)?;
+    let by_state = SessionState::VARIANTS
+        .iter()
+        .map(|&state| (state.to_string(), counts.of(state) as u64))
+        .collect();
+    Ok(Status {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        pid: std::process::id(),
+        uptime_s: daemon.started.elapsed().as_secs(),
+        config: daemon.reloader.path().display().to_string(),
+        sessions: StateCounts {
+            total: counts.total() as u64,
+            by_state,
+        },
+        extra: Extra::new(),
+    })
+}
+
+async fn send(tree: &Tree, session: String, message: Map<String, Value>) -> Result<Delivery, ControlError> {
     let outcome = tree
         .supervisor
         .send(SendText { session, message })
@@ -164,8 +187,8 @@ async fn send(tree: &Tree, session: String, message: Map<String, Value>) -> Resu
         .map_err(unavailable)?
         .map_err(refused)?;
     Ok(match outcome {
-        SendOutcome::Sent => json!({"sent": true}),
-        SendOutcome::Queued { position } => json!({"queued": true, "position": position}),
+        SendOutcome::Sent => Delivery::sent(),
+        SendOutcome::Queued { position } => Delivery::queued(position),
     })
 }
 

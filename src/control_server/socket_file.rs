@@ -12,42 +12,35 @@ use tokio::net::{UnixListener, UnixSocket, UnixStream};
 const BACKLOG: u32 = 4096;
 
 /// Why the socket could not be set up.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum ClaimError {
     /// Another process is listening on it.
+    #[error(
+        "control socket {} is in use by {}; not taking it over",
+        path.display(),
+        match pid { Some(pid) => format!("process {pid} (another wsvisor?)"), None => "another process".to_owned() }
+    )]
     InUse {
         /// The socket path.
         path: PathBuf,
         /// The listening process, when the kernel tells.
         pid: Option<i32>,
     },
-    /// Something else (not a socket, no directory, no permission).
+    /// Something other than a socket is there; it is left alone.
+    #[error("control socket {}: exists and is not a socket; not replacing it", path.display())]
+    NotASocket {
+        /// The socket path.
+        path: PathBuf,
+    },
+    /// No directory, no permission, and the like.
+    #[error("control socket {}: {source}", path.display())]
     Io {
         /// The socket path.
         path: PathBuf,
-        /// What happened.
-        what: String,
+        /// What the system said.
+        #[source]
+        source: io::Error,
     },
-}
-
-impl std::fmt::Display for ClaimError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ClaimError::InUse { path, pid: Some(pid) } => write!(
-                f,
-                "control socket {} is in use by process {pid} (another wsvisor?); not taking it over",
-                path.display()
-            ),
-            ClaimError::InUse { path, pid: None } => {
-                write!(
-                    f,
-                    "control socket {} is in use by another process; not taking it over",
-                    path.display()
-                )
-            }
-            ClaimError::Io { path, what } => write!(f, "control socket {}: {what}", path.display()),
-        }
-    }
 }
 
 /// The bound socket; dropping it removes the file if it is still ours.
@@ -75,9 +68,9 @@ impl Drop for SocketFile {
 
 /// Claim `path` and listen on it with file mode `mode`.
 pub async fn bind(path: &Path, mode: u32) -> Result<(UnixListener, SocketFile), ClaimError> {
-    let io_error = |what: io::Error| ClaimError::Io {
+    let io_error = |source: io::Error| ClaimError::Io {
         path: path.to_owned(),
-        what: what.to_string(),
+        source,
     };
     claim(path).await?;
     // systemd's RuntimeDirectory= makes the directory; by hand, nobody has.
@@ -104,19 +97,15 @@ async fn claim(path: &Path) -> Result<(), ClaimError> {
     let meta = match std::fs::symlink_metadata(path) {
         Ok(meta) => meta,
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(err) => {
+        Err(source) => {
             return Err(ClaimError::Io {
                 path: path.to_owned(),
-                what: err.to_string(),
+                source,
             })
         }
     };
     if !meta.file_type().is_socket() {
-        let what = "exists and is not a socket; not replacing it".to_owned();
-        return Err(ClaimError::Io {
-            path: path.to_owned(),
-            what,
-        });
+        return Err(ClaimError::NotASocket { path: path.to_owned() });
     }
     match UnixStream::connect(path).await {
         Ok(stream) => {
@@ -131,14 +120,14 @@ async fn claim(path: &Path) -> Result<(), ClaimError> {
                 "replacing stale control socket {} left by a previous run",
                 path.display()
             );
-            std::fs::remove_file(path).map_err(|err| ClaimError::Io {
+            std::fs::remove_file(path).map_err(|source| ClaimError::Io {
                 path: path.to_owned(),
-                what: err.to_string(),
+                source,
             })
         }
-        Err(err) => Err(ClaimError::Io {
+        Err(source) => Err(ClaimError::Io {
             path: path.to_owned(),
-            what: err.to_string(),
+            source,
         }),
     }
 }

@@ -1,14 +1,18 @@
-//! The control socket (CONTRACT §3): newline-delimited JSON on a Unix
-//! stream socket. Plain tasks rather than an actor: each client is an
-//! independent task on the actor system's thread, talking to the
-//! Supervisor (commands) and the Monitor (reads, subscriptions).
+//! The daemon's end of the control socket (CONTRACT §3): newline-delimited
+//! JSON on a Unix stream socket, in the shapes of [`crate::protocol`].
+//! Plain tasks rather than an actor: each connected peer is an independent
+//! task on the actor system's thread, talking to the Supervisor (commands)
+//! and the Monitor (reads, subscriptions).
+//!
+//! Layout of the module:
+//! - `socket_file`: claiming, creating and removing the socket file;
+//! - `peer`: one connected peer, from the access check to its last line;
+//! - `dispatch`: carrying out one command against the tree;
+//! - `metrics`: the Prometheus text of `metrics`.
 
-pub mod client;
 pub mod dispatch;
-pub mod json;
-pub mod lines;
 pub mod metrics;
-pub mod protocol;
+pub mod peer;
 pub mod socket_file;
 
 #[cfg(test)]
@@ -17,19 +21,19 @@ mod tests;
 use std::rc::Rc;
 use std::time::Duration;
 
-pub use self::client::Access;
 pub use self::dispatch::DaemonHandle;
+pub use self::peer::Access;
 pub use self::socket_file::{ClaimError, SocketFile};
 use crate::config::DaemonConfig;
 
-/// Patience with clients; parameters so tests run in milliseconds.
+/// Patience with peers; parameters so tests run in milliseconds.
 #[derive(Clone, Copy, Debug)]
 pub struct ControlOptions {
-    /// A client must send its first request within this.
+    /// A peer must send its first request within this.
     pub first_request_timeout: Duration,
-    /// A client that is not subscribed must send again within this.
+    /// A peer that is not subscribed must send again within this.
     pub idle_timeout: Duration,
-    /// A line must be taken by the client within this.
+    /// A line must be taken by the peer within this.
     pub write_timeout: Duration,
 }
 
@@ -60,7 +64,7 @@ pub async fn start(
         loop {
             match listener.accept().await {
                 Ok((stream, _)) => {
-                    actix_rt::spawn(client::serve(stream, daemon.clone(), access.clone(), options));
+                    actix_rt::spawn(peer::serve(stream, daemon.clone(), access.clone(), options));
                 }
                 Err(err) => {
                     // Out of descriptors, typically: pause rather than spin.

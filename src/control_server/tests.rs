@@ -18,9 +18,9 @@ use wsvisor_actors::state::SessionState;
 use wsvisor_actors::subscription::{SubscriberLimits, Subscription};
 use wsvisor_loopback::{Fault, Server, ServerOptions};
 
-use super::protocol::MAX_LINE_BYTES;
 use super::*;
 use crate::config;
+use crate::protocol::MAX_LINE_BYTES;
 use crate::reload::Reloader;
 
 const LIMIT: Duration = Duration::from_secs(5);
@@ -392,7 +392,7 @@ async fn a_live_socket_is_never_taken_over_and_a_stale_one_is_replaced() {
     std::fs::write(&plain, "not a socket").unwrap();
     assert!(matches!(
         socket_file::bind(&plain, 0o660).await,
-        Err(ClaimError::Io { .. })
+        Err(ClaimError::NotASocket { .. })
     ));
     assert!(plain.exists(), "a file that is not a socket was removed");
 }

@@ -31,21 +31,14 @@ mod tests {
     use super::*;
 
     /// A config file in a fresh directory, removed when dropped.
-    struct TempConfig(PathBuf);
+    struct TempConfig(PathBuf, #[allow(dead_code)] tempfile::TempDir);
 
     impl TempConfig {
-        fn new(tag: &str, text: &str) -> TempConfig {
-            let dir = std::env::temp_dir().join(format!("wsvisor-ctl-socket-{tag}-{}", std::process::id()));
-            std::fs::create_dir_all(&dir).unwrap();
-            let path = dir.join("config.toml");
+        fn new(_tag: &str, text: &str) -> TempConfig {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("config.toml");
             std::fs::write(&path, text).unwrap();
-            TempConfig(path)
-        }
-    }
-
-    impl Drop for TempConfig {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(self.0.parent().unwrap());
+            TempConfig(path, dir)
         }
     }
 

@@ -1,0 +1,66 @@
+//! wsvisor keeps xiaozhi WebSocket sessions alive and lends them to local
+//! programs through a Unix control socket. This library is the whole
+//! program; `main.rs` only parses the command line and calls [`run`].
+//!
+//! What other programs (the tests, the benchmarks, the fuzz targets, your
+//! own tools) use:
+//! - [`config`]: loading and checking a configuration file;
+//! - [`protocol`]: the control protocol's messages, one type each;
+//! - [`control_client`]: the one client of the control socket;
+//! - [`control_server`]: the daemon's end of the control socket.
+//!
+//! The rest is the daemon around the actor tree (`wsvisor-actors`):
+//! `daemon` (`wsvisor run`), `ctl` (`wsvisor ctl`), `demo` (`wsvisor
+//! demo`), and the logging, systemd, reload and open-file glue.
+#![deny(missing_docs)]
+
+pub mod cli;
+pub mod config;
+pub mod control_client;
+pub mod control_server;
+mod ctl;
+mod daemon;
+mod demo;
+pub mod exit;
+mod limits;
+mod logging;
+pub mod protocol;
+pub mod reload;
+mod systemd;
+
+use crate::cli::{Cli, Command};
+
+/// Carry out one command line; the process exit code (CONTRACT §1).
+pub fn run(cli: Cli) -> i32 {
+    match cli.command {
+        Command::Run { config } => match config::load(&config) {
+            Ok(config) => {
+                logging::init(config.daemon.log_level);
+                for warning in &config.warnings {
+                    log::warn!("{warning}");
+                }
+                limits::ensure_open_files(config.sessions.len());
+                daemon::run(config)
+            }
+            Err(err) => {
+                eprintln!("{err}");
+                exit::USAGE
+            }
+        },
+        Command::Check { config } => match config::load(&config) {
+            Ok(config) => {
+                for warning in &config.warnings {
+                    eprintln!("warning: {warning}");
+                }
+                println!("{}: ok, sessions={}", config.path.display(), config.sessions.len());
+                exit::OK
+            }
+            Err(err) => {
+                eprintln!("{err}");
+                exit::USAGE
+            }
+        },
+        Command::Ctl(args) => ctl::run(args),
+        Command::Demo(args) => demo::run(args),
+    }
+}
