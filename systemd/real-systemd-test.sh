@@ -378,9 +378,11 @@ check_nonroot_ctl() {
     in_machine id alice >/dev/null 2>&1 || in_machine useradd --no-create-home --shell /bin/sh --groups wsvisor alice \
         || fail "useradd alice" || return
     # [daemon] settings take effect at a restart.
+    local mark
+    mark=$(cursor)
     daemon_extra=$nonroot_daemon_config reconnect_extra="" session_url="" write_config kitchen
     if ! in_machine 45 systemctl restart "$unit" 2>/dev/null; then
-        fail "the daemon refuses [daemon] $nonroot_daemon_config: $(in_machine journalctl -q -o cat -u "$unit" -n 30 | grep -m1 'config.toml:')"
+        fail "the daemon refuses [daemon] $nonroot_daemon_config: $(journal_since "$mark" -u "$unit" | grep -m1 'config.toml:')"
         good_config
         in_machine systemctl reset-failed "$unit" 2>/dev/null || true
         in_machine 45 systemctl start "$unit" || true
