@@ -438,6 +438,9 @@ pub struct Subscribe {
     pub sessions: Option<HashSet<String>>,
     /// What may wait for the subscriber, and for how long it may stay behind.
     pub limits: SubscriberLimits,
+    /// Only state changes (and lag notices): what the daemon itself watches,
+    /// never held up by server messages.
+    pub states_only: bool,
 }
 
 // ─────────────────────────── liveness ───────────────────────────

@@ -33,11 +33,15 @@ struct SessionRecord {
 struct Interest {
     id: u64,
     sessions: Option<HashSet<String>>,
+    states_only: bool,
     subscriber: Subscriber,
 }
 
 impl Interest {
     fn wants(&self, event: &Event) -> bool {
+        if self.states_only && !matches!(event, Event::State(_)) {
+            return false;
+        }
         match (&self.sessions, event.session()) {
             (Some(names), Some(session)) => names.contains(session),
             _ => true,
@@ -300,6 +304,7 @@ impl Handler<Subscribe> for Monitor {
         self.subscribers.push(Interest {
             id: self.next_subscriber,
             sessions: msg.sessions,
+            states_only: msg.states_only,
             subscriber,
         });
         MessageResult(subscription)
@@ -331,6 +336,7 @@ mod tests {
                     events: 2,
                     ..SubscriberLimits::default()
                 },
+                states_only: false,
             })
             .await
             .unwrap();

@@ -207,7 +207,11 @@ async fn subscribe(
     let sessions = sessions.map(|names| names.into_iter().collect::<HashSet<_>>());
     let events = tree
         .monitor
-        .send(Subscribe { sessions, limits })
+        .send(Subscribe {
+            sessions,
+            limits,
+            states_only: false,
+        })
         .await
         .map_err(unavailable)?;
     Ok(Reply::Subscribed { events, audio })

@@ -74,6 +74,7 @@ async fn harness(tag: &str) -> Harness {
         .send(Subscribe {
             sessions: None,
             limits: SubscriberLimits::default(),
+            states_only: false,
         })
         .await
         .unwrap();

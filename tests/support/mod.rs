@@ -111,6 +111,7 @@ impl Watcher {
                     bytes: 1 << 30,
                     lag_limit: Duration::from_secs(3600),
                 },
+                states_only: false,
             })
             .await
             .unwrap();
