@@ -262,8 +262,9 @@ pub fn log(settled: &[Settled]) {
     for done in settled {
         let (session, file, device) = (&done.session, done.file.display(), &done.device_id);
         if done.created {
+            let folder = done.file.parent().unwrap_or(Path::new(".")).display();
             log::info!(
-                "session={session} identity created file={file} device_id={device}; back up the state directory's identity/ folder: these files are what binds the devices to the server"
+                "session={session} identity created file={file} device_id={device}; back up {folder}: its files are what binds the devices to the server"
             );
         } else {
             log::info!("session={session} identity file={file} device_id={device}");
