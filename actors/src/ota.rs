@@ -35,6 +35,13 @@ pub const ACCEPT_LANGUAGE: &str = "zh-CN";
 /// Longest `mqtt.endpoint` kept for display.
 const MAX_ENDPOINT_CHARS: usize = 128;
 
+/// Longest activation code kept (real ones have 6 digits): it is shown in
+/// every summary, table row and status line while the session waits.
+const MAX_CODE_CHARS: usize = 64;
+
+/// Longest activation message kept (the console's `<url>\n<code>`).
+const MAX_MESSAGE_CHARS: usize = 1024;
+
 /// What the OTA endpoint told us.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Discovered {
@@ -209,9 +216,12 @@ pub fn interpret(answer: &Value) -> (Offered, Result<Discovered, OtaError>) {
     };
     if let Some(activation) = section("activation") {
         let field = |name: &str| activation.get(name).filter(|v| !v.is_null()).map(text);
+        let capped = |text: Option<String>, cap: usize| text.unwrap_or_default().chars().take(cap).collect();
         let ask = ActivationAsk {
-            code: field("code").unwrap_or_default(),
-            message: field("message").unwrap_or_default(),
+            code: capped(field("code"), MAX_CODE_CHARS),
+            message: capped(field("message"), MAX_MESSAGE_CHARS),
+            // Echoed back as it came (bounded by the answer's size), or the
+            // signature would not match.
             challenge: field("challenge").filter(|c| !c.is_empty()),
             valid_for: activation
                 .get("timeout_ms")
@@ -299,6 +309,12 @@ mod tests {
         ));
         let empty_token = json!({"websocket": {"url": "ws://h/", "token": ""}});
         assert_eq!(interpret(&empty_token).1.unwrap().token, None);
+        let long = json!({"activation": {"code": "9".repeat(5000), "message": "m".repeat(5000), "challenge": "c".repeat(5000)}});
+        let Err(OtaError::Activation(ask)) = interpret(&long).1 else {
+            panic!("an activation")
+        };
+        assert_eq!((ask.code.len(), ask.message.len()), (MAX_CODE_CHARS, MAX_MESSAGE_CHARS));
+        assert_eq!(ask.challenge.unwrap().len(), 5000, "the challenge is signed as it came");
     }
 
     #[test]
