@@ -144,11 +144,15 @@ pub(super) fn write_new(path: &Path, identity: &Identity) -> Result<bool, Identi
     };
     let mut text = serde_json::to_string_pretty(&stored).map_err(|e| failed(io::Error::other(e)))?;
     text.push('\n');
+    // A directory this user may not write is the state_dir problem, said so.
     let mut temp = tempfile::Builder::new()
         .prefix(".identity-")
         .suffix(".tmp")
         .tempfile_in(dir)
-        .map_err(failed)?;
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::PermissionDenied => IdentityError::whole(dir, IdentityProblem::StateDir(e.to_string())),
+            _ => failed(e),
+        })?;
     temp.as_file()
         .set_permissions(fs::Permissions::from_mode(0o600))
         .map_err(failed)?;

@@ -110,7 +110,7 @@ pub enum IdentityProblem {
     #[error("identity file is corrupt: {0}; it was left untouched: restore it from a backup of the state directory (it is what binds the device to the server), or move it away to make a new identity, which the server's console must bind again")]
     Corrupt(String),
     /// The identity directory cannot be created.
-    #[error("state_dir: cannot create this directory: {0}; set [daemon] state_dir to a directory this user can write, or run wsvisor under systemd (StateDirectory=wsvisor provides $STATE_DIRECTORY)")]
+    #[error("state_dir: cannot create or write this directory: {0}; set [daemon] state_dir to a directory this user can write, or run wsvisor under systemd (StateDirectory=wsvisor provides $STATE_DIRECTORY)")]
     StateDir(String),
     /// A new identity could not be written.
     #[error("cannot write a new identity: {0}")]
