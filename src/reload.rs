@@ -10,7 +10,10 @@ use tokio::sync::Mutex;
 use wsvisor_actors::messages::{AddSession, RemoveSession, ReplaceSession};
 use wsvisor_actors::Tree;
 
-use crate::config::{self, Config, ConfigError};
+use wsvisor_actors::settings::SessionSettings;
+
+use crate::config::{self, Config, ConfigError, IdentityNeed};
+use crate::identity::{self, IdentityStore};
 use crate::protocol::ReloadSummary;
 use crate::systemd;
 
@@ -18,17 +21,29 @@ use crate::systemd;
 pub struct Reloader {
     tree: Tree,
     path: PathBuf,
+    /// The identities of the state directory the daemon started with.
+    identities: IdentityStore,
     current: Mutex<Config>,
 }
 
 impl Reloader {
-    /// A reloader for a tree started with `config`.
+    /// A reloader for a tree started with `config` (its identities settled).
     pub fn new(tree: Tree, config: Config) -> Self {
         Reloader {
             tree,
             path: config.path.clone(),
+            identities: IdentityStore::for_daemon(&config.daemon),
             current: Mutex::new(config),
         }
+    }
+
+    /// The running settings of `session` and, when its identity comes from
+    /// the state directory, what the config left to it.
+    pub async fn session(&self, session: &str) -> Option<(SessionSettings, Option<IdentityNeed>)> {
+        let current = self.current.lock().await;
+        let settings = current.session(session)?.clone();
+        let need = current.identities.iter().find(|n| n.session == session).cloned();
+        Some((settings, need))
     }
 
     /// The config file's path.
@@ -47,7 +62,15 @@ impl Reloader {
     }
 
     async fn apply_file(&self, current: &mut Config) -> Result<ReloadSummary, ConfigError> {
-        let new = config::load(&self.path).inspect_err(|err| log::error!("reload failed, nothing changed: {err}"))?;
+        let mut new =
+            config::load(&self.path).inspect_err(|err| log::error!("reload failed, nothing changed: {err}"))?;
+        // New sessions get their identities now; [daemon] state_dir changes
+        // only at a restart, like the rest of [daemon].
+        let settled = identity::settle(&mut new, &self.identities)
+            .map_err(ConfigError::from)
+            .inspect_err(|err| log::error!("reload failed, nothing changed: {err}"))?;
+        let created: Vec<_> = settled.into_iter().filter(|s| s.created).collect();
+        identity::log(&created);
         for warning in &new.warnings {
             log::warn!("{warning}");
         }

@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use crate::events::{Event, SharedEvent};
 use crate::messages::{
     CountStates, GetSession, ListSessions, Probe, PublishAudio, PublishDropped, PublishMessage, PublishState,
-    RecordQueued, RecordRtt, RegisterSession, StateCounts, Subscribe, UnregisterSession,
+    RecordOta, RecordQueued, RecordRtt, RegisterSession, StateCounts, Subscribe, UnregisterSession,
 };
 use crate::state::{LastClose, SessionCounters, SessionState, SessionSummary};
 use crate::subscription::{self, Offer, Subscriber};
@@ -143,6 +143,7 @@ impl Handler<RegisterSession> for Monitor {
                     rtt: None,
                     queued: 0,
                     activation_code: None,
+                    ota: None,
                     counters: SessionCounters::default(),
                 },
                 retry_at: None,
@@ -244,6 +245,16 @@ impl Handler<PublishDropped> for Monitor {
             },
             ctx,
         );
+    }
+}
+
+impl Handler<RecordOta> for Monitor {
+    type Result = ();
+
+    fn handle(&mut self, msg: RecordOta, _: &mut Context<Self>) {
+        if let Some(record) = self.records.get_mut(&msg.session) {
+            record.summary.ota = Some(msg.offered);
+        }
     }
 }
 

@@ -11,7 +11,7 @@ use wsvisor_actors::state::SessionState;
 
 use super::table;
 use super::units;
-use super::{sessions, CtlCommand};
+use super::{identity, sessions, CtlCommand};
 use crate::protocol::{Delivery, MetricsText, Pong, ReloadSummary, Requested, StateCounts, Status};
 
 /// The text to print for a successful `command` whose result is `result`,
@@ -30,6 +30,7 @@ pub fn render(command: &CtlCommand, result: &Value, now: SystemTime) -> String {
         }
         // The events follow; the subscription itself is said on stderr.
         CtlCommand::Subscribe { .. } => String::new(),
+        CtlCommand::Identity { .. } => identity::render(result),
         CtlCommand::Reload => typed(result, reload),
         CtlCommand::Metrics => typed(result, metrics),
     }

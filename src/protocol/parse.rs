@@ -60,6 +60,9 @@ fn parse_command(mut fields: Map<String, Value>) -> Result<Command, ControlError
         "reconnect" => Command::Reconnect {
             session: args.session()?,
         },
+        "identity" => Command::Identity {
+            session: args.session()?,
+        },
         "send" => {
             let session = args.session()?;
             match args.take("message") {

@@ -227,6 +227,7 @@ mod bytes_on_the_wire {
             rtt: Some(Duration::from_micros(412)),
             queued: 3,
             activation_code: Some("123456".into()),
+            ota: None,
             counters: SessionCounters {
                 connects: 3,
                 losses,
@@ -446,6 +447,7 @@ fn every_command() -> Vec<Command> {
             sessions: None,
             audio: false,
         },
+        Command::Identity { session: session() },
         Command::Reload,
         Command::Metrics,
     ]

@@ -38,6 +38,7 @@ pub fn settings(name: &str, url: &str) -> SessionSettings {
         device_id: format!("dev-{name}"),
         client_id: "6f1c0b8e-0000-4000-8000-000000000001".into(),
         protocol_version: 1,
+        activation: Default::default(),
         autostart: true,
         audio_params: AudioParams::default(),
         liveness: LivenessSettings {
