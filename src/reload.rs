@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use tokio::sync::Mutex;
-use wsvisor_actors::messages::{AddSession, RemoveSession, ReplaceSession};
+use wsvisor_actors::messages::{AddSession, CommandError, RemoveSession, ReplaceSession};
 use wsvisor_actors::Tree;
 
 use wsvisor_actors::settings::SessionSettings;
@@ -74,42 +74,78 @@ impl Reloader {
         for warning in &new.warnings {
             log::warn!("{warning}");
         }
-        let summary = apply(&self.tree, current, &new).await;
+        let summary = apply(&self.tree, current, &mut new).await;
         log::info!(
-            "reloaded added={:?} removed={:?} changed={:?} unchanged={}",
+            "reloaded added={:?} removed={:?} changed={:?} unchanged={} failed={:?}",
             summary.added,
             summary.removed,
             summary.changed,
-            summary.unchanged
+            summary.unchanged,
+            summary.failed.keys().collect::<Vec<_>>()
         );
         *current = new;
         Ok(summary)
     }
 }
 
-/// Bring the tree from `old` to `new`.
-async fn apply(tree: &Tree, old: &Config, new: &Config) -> ReloadSummary {
+/// Bring the tree from `old` to `new`. What the tree refuses is said in
+/// the summary and the log, and taken back out of `new` (or left as it
+/// was in `old`), so the running config is what runs.
+async fn apply(tree: &Tree, old: &Config, new: &mut Config) -> ReloadSummary {
     let mut summary = ReloadSummary::default();
-    let new_names: HashSet<&str> = new.sessions.iter().map(|s| s.name.as_str()).collect();
-    for gone in old.sessions.iter().filter(|s| !new_names.contains(s.name.as_str())) {
-        let _ = tree.supervisor.send(RemoveSession(gone.name.clone())).await;
-        summary.removed.push(gone.name.clone());
-    }
-    for settings in &new.sessions {
-        match old.session(&settings.name) {
-            Some(previous) if previous == settings => summary.unchanged += 1,
-            Some(_) => {
-                let _ = tree.supervisor.send(ReplaceSession(settings.clone())).await;
-                summary.changed.push(settings.name.clone());
-            }
-            None => {
-                let _ = tree.supervisor.send(AddSession(settings.clone())).await;
-                summary.added.push(settings.name.clone());
+    let new_names: HashSet<String> = new.sessions.iter().map(|s| s.name.clone()).collect();
+    let mut kept_old = Vec::new();
+    for gone in old.sessions.iter().filter(|s| !new_names.contains(&s.name)) {
+        match outcome(tree.supervisor.send(RemoveSession(gone.name.clone())).await) {
+            Ok(()) => summary.removed.push(gone.name.clone()),
+            Err(why) => {
+                refused(&mut summary, &gone.name, "remove", why);
+                kept_old.push(gone.clone());
             }
         }
     }
+    let mut refused_new = HashSet::new();
+    for settings in &new.sessions {
+        let (verb, result) = match old.session(&settings.name) {
+            Some(previous) if previous == settings => {
+                summary.unchanged += 1;
+                continue;
+            }
+            Some(_) => (
+                "change",
+                outcome(tree.supervisor.send(ReplaceSession(settings.clone())).await),
+            ),
+            None => ("add", outcome(tree.supervisor.send(AddSession(settings.clone())).await)),
+        };
+        match (verb, result) {
+            ("change", Ok(())) => summary.changed.push(settings.name.clone()),
+            (_, Ok(())) => summary.added.push(settings.name.clone()),
+            (verb, Err(why)) => {
+                refused(&mut summary, &settings.name, verb, why);
+                refused_new.insert(settings.name.clone());
+            }
+        }
+    }
+    // A refused change keeps the old settings running; a refused add is not there.
+    new.sessions.retain(|s| !refused_new.contains(&s.name));
+    new.sessions
+        .extend(old.sessions.iter().filter(|s| refused_new.contains(&s.name)).cloned());
+    new.sessions.extend(kept_old);
     if old.daemon != new.daemon {
         log::warn!("reload: [daemon] settings changed; they take effect at the next restart");
     }
     summary
+}
+
+fn outcome(sent: Result<Result<(), CommandError>, actix::MailboxError>) -> Result<(), String> {
+    match sent {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(err)) => Err(err.to_string()),
+        Err(err) => Err(format!("the supervisor did not answer: {err}")),
+    }
+}
+
+fn refused(summary: &mut ReloadSummary, name: &str, verb: &str, why: String) {
+    log::error!("session={name} reload could not {verb} it: {why}");
+    summary.failed.insert(name.to_owned(), format!("{verb}: {why}"));
 }

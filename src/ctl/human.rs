@@ -112,6 +112,9 @@ fn reload(summary: ReloadSummary) -> String {
     if summary.unchanged > 0 {
         parts.push(format!("{} unchanged", summary.unchanged));
     }
+    for (name, why) in &summary.failed {
+        parts.push(format!("FAILED {}: {}", units::clean(name), units::clean(why)));
+    }
     if parts.is_empty() {
         parts.push("no sessions".to_owned());
     }

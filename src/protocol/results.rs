@@ -112,6 +112,10 @@ pub struct ReloadSummary {
     pub changed: Vec<String>,
     /// Sessions left untouched.
     pub unchanged: usize,
+    /// Sessions the tree refused, with why; they are left out of the
+    /// running config, so the next reload tries again. Absent when none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub failed: BTreeMap<String, String>,
 }
 
 /// `metrics`.
