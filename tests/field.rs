@@ -298,3 +298,45 @@ fn reload_removes_and_adds_back_a_session_whose_old_connection_still_closes() {
     assert_eq!((again.unchanged, again.added.len()), (2, 0), "{again:?}");
     daemon.stop();
 }
+
+#[actix_rt::test]
+async fn upgrades_in_flight_are_capped_against_a_server_slow_to_answer_them() {
+    use std::net::TcpListener;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use wsvisor_actors::connection::UPGRADES_IN_FLIGHT;
+
+    // A server that takes connections and never answers an upgrade.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("ws://{}/xiaozhi/v1/", listener.local_addr().unwrap());
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            counter.fetch_add(1, Ordering::SeqCst);
+            held.push(stream);
+        }
+    });
+    let tree = wsvisor_actors::start_tree(Default::default());
+    for n in 0..(UPGRADES_IN_FLIGHT + 36) {
+        let mut session = settings(&format!("s{n}"), &url);
+        session.connect_timeout = Duration::from_secs(30);
+        tree.supervisor.send(AddSession(session)).await.unwrap().unwrap();
+    }
+    let deadline = Instant::now() + LIMIT;
+    while accepted.load(Ordering::SeqCst) < UPGRADES_IN_FLIGHT {
+        assert!(
+            Instant::now() < deadline,
+            "only {} upgrades started",
+            accepted.load(Ordering::SeqCst)
+        );
+        actix_rt::time::sleep(Duration::from_millis(10)).await;
+    }
+    actix_rt::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        UPGRADES_IN_FLIGHT,
+        "the rest wait for a turn instead of piling up"
+    );
+}

@@ -6,7 +6,7 @@
 //!                                 ▲  │ start/close/write
 //!              ConnectionPhase,   │  ▼
 //!              ConnectionEnded ── Connection ◄── SendPing/PeerDead ── Heartbeat
-//!                                 │  FrameArrived ──────────────────►
+//!                                 │  (life stamped in a shared LineLife, no message per frame)
 //!   Monitor ◄── Publish*/Record* ─┘ (and from the Supervisor)
 //! ```
 
@@ -216,10 +216,10 @@ pub struct WriteBinary(pub Bytes);
 
 // ─────────────────────── Heartbeat ⇄ Connection ───────────────────────
 
-/// Something arrived on the connection: the peer is alive.
+/// The first frame after our Ping arrived: the line answered.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct FrameArrived;
+pub struct LineAnswered;
 
 /// The line was quiet for `ping_interval`: send a Ping.
 #[derive(Message)]

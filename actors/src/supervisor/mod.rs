@@ -21,14 +21,14 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use actix::prelude::*;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Semaphore};
 use tokio::time::Instant;
 
 pub use self::queue::{Bounds, Held, OutboundQueue, QueueBound};
 use self::run::{allowed, AfterEnd, LivePhase, Purpose, Run};
 use crate::client::{ClientCache, ClientKey};
 use crate::connection::{
-    ConnectPlan, Connection, ConnectionLinks, SessionShared, WriteBinaryRefused, WriteTextRefused,
+    ConnectPlan, Connection, ConnectionLinks, SessionShared, WriteBinaryRefused, WriteTextRefused, UPGRADES_IN_FLIGHT,
 };
 use crate::events::DropReason;
 use crate::logsafe;
@@ -80,6 +80,8 @@ pub struct Supervisor {
     policy: Addr<ReconnectPolicy>,
     monitor: Addr<Monitor>,
     clients: ClientCache,
+    /// Upgrades in flight, for every connection of the tree.
+    upgrades: Arc<Semaphore>,
     options: SupervisorOptions,
     next_generation: u64,
     /// Set once shutdown began: who waits for the last connection to end.
@@ -94,6 +96,7 @@ impl Supervisor {
             policy,
             monitor,
             clients: ClientCache::default(),
+            upgrades: Arc::new(Semaphore::new(UPGRADES_IN_FLIGHT)),
             options,
             next_generation: 0,
             shutdown: None,
@@ -138,6 +141,7 @@ impl Supervisor {
         let generation = self.next_generation;
         let me = ctx.address();
         let links = ConnectionLinks {
+            upgrades: self.upgrades.clone(),
             phase: me.clone().recipient(),
             ended: me.recipient(),
             messages: self.monitor.clone().recipient(),
