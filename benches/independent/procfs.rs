@@ -1,0 +1,35 @@
+//! /proc readings of a process: resident memory and CPU time. Reads only.
+
+/// `sysconf(_SC_CLK_TCK)` on Linux: /proc CPU times are in these.
+const CLOCK_TICKS: f64 = 100.0;
+
+/// A `kB` field of /proc/PID/status (`VmRSS:`, `VmHWM:`), 0 when unreadable.
+pub fn status_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// User + system CPU seconds of every thread of `pid` so far.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of proc(5); `rest` starts at field 3.
+    let ticks: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
+        + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
+    ticks as f64 / CLOCK_TICKS
+}
+
+/// The 1-minute load average and the machine's CPU count, for the report.
+pub fn load() -> (f64, usize) {
+    let one = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0);
+    (one, std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
