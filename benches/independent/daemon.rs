@@ -112,12 +112,14 @@ impl Daemon {
         }
     }
 
-    /// Resident memory now and at its peak (KiB), CPU seconds so far.
-    pub fn usage(&self) -> (u64, u64, f64) {
+    /// Resident memory now and at its peak (KiB), CPU seconds so far
+    /// (utime + stime, and the scheduler's nanosecond count).
+    pub fn usage(&self) -> (u64, u64, f64, f64) {
         (
             procfs::status_kib(self.pid(), "VmRSS:"),
             procfs::status_kib(self.pid(), "VmHWM:"),
             procfs::cpu_seconds(self.pid()),
+            procfs::cpu_seconds_precise(self.pid()),
         )
     }
 }

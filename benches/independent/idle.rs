@@ -18,9 +18,11 @@ pub struct IdleRun {
     pub rss_kib: u64,
     /// Daemon peak RSS, KiB.
     pub hwm_kib: u64,
-    /// Daemon CPU seconds during the idle period.
+    /// Daemon CPU seconds during the idle period (utime + stime).
     pub cpu: f64,
-    /// Daemon CPU seconds in each 10 s of the idle period.
+    /// The same from the scheduler's nanosecond clock.
+    pub cpu_precise: f64,
+    /// Daemon CPU seconds (scheduler clock) in each 10 s of the idle period.
     pub cpu_per_step: Vec<f64>,
     /// The server's RSS (KiB) and CPU seconds during the idle period.
     pub server: (u64, f64),
@@ -29,9 +31,10 @@ pub struct IdleRun {
 }
 
 impl IdleRun {
-    /// Daemon CPU seconds a minute.
-    pub fn cpu_per_minute(&self) -> f64 {
-        self.cpu * 60.0 / self.idle_for.as_secs_f64()
+    /// Daemon CPU seconds a minute: (utime + stime, scheduler clock).
+    pub fn cpu_per_minute(&self) -> (f64, f64) {
+        let minutes = self.idle_for.as_secs_f64() / 60.0;
+        (self.cpu / minutes, self.cpu_precise / minutes)
     }
 }
 
@@ -51,19 +54,19 @@ pub fn measure(kind: ServerKind, sessions: usize, idle_for: Duration) -> IdleRun
     );
     // Let the start-up's last writes and frees settle before the clock starts.
     std::thread::sleep(Duration::from_secs(2));
-    let (_, _, cpu_start) = daemon.usage();
+    let (_, _, cpu_start, precise_start) = daemon.usage();
     let (_, server_cpu_start) = server.usage();
     let started = Instant::now();
     let mut cpu_per_step = Vec::new();
-    let mut last = cpu_start;
+    let mut last = precise_start;
     while started.elapsed() < idle_for {
         let left = idle_for.saturating_sub(started.elapsed());
         std::thread::sleep(left.min(STEP));
-        let (_, _, now) = daemon.usage();
+        let (_, _, _, now) = daemon.usage();
         cpu_per_step.push(now - last);
         last = now;
     }
-    let (rss_kib, hwm_kib, cpu_end) = daemon.usage();
+    let (rss_kib, hwm_kib, cpu_end, precise_end) = daemon.usage();
     let (server_rss, server_cpu_end) = server.usage();
     // Still all there: idleness cost nobody a session.
     daemon.wait_ready(sessions, Duration::from_secs(5));
@@ -73,6 +76,7 @@ pub fn measure(kind: ServerKind, sessions: usize, idle_for: Duration) -> IdleRun
         rss_kib,
         hwm_kib,
         cpu: cpu_end - cpu_start,
+        cpu_precise: precise_end - precise_start,
         cpu_per_step,
         server: (server_rss, server_cpu_end - server_cpu_start),
         load: (load_before, procfs::load().0),

@@ -143,16 +143,12 @@ fn main() {
                 format!("idle {n} sessions {secs} s: daemon RSS (peak)"),
                 format!("{:.1} MB ({:.1} MB)", mb(run.rss_kib), mb(run.hwm_kib)),
             );
-            let steps: Vec<String> = run.cpu_per_step.iter().map(|c| format!("{c:.2}")).collect();
+            let steps: Vec<String> = run.cpu_per_step.iter().map(|c| format!("{c:.3}")).collect();
+            let (ticks, precise) = run.cpu_per_minute();
             row(
                 kind.label(),
-                format!("idle {n} sessions {secs} s: daemon CPU"),
-                format!(
-                    "{:.3} CPU-s a minute ({:.2} CPU-s; per 10 s: {})",
-                    run.cpu_per_minute(),
-                    run.cpu,
-                    steps.join(" ")
-                ),
+                format!("idle {n} sessions {secs} s: daemon CPU-s a minute (utime+stime; scheduler ns)"),
+                format!("{ticks:.3}; {precise:.3} (per 10 s: {})", steps.join(" ")),
             );
             row(
                 kind.label(),
