@@ -6,11 +6,22 @@ use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
 use crate::procfs;
+
+/// A session's state change as a subscriber heard it.
+pub struct Heard {
+    /// When it was read, CLOCK_MONOTONIC seconds (the servers' clock).
+    pub at: f64,
+    /// The session.
+    pub session: String,
+    /// Its new state.
+    pub state: String,
+}
 
 /// The settings a run varies; every other one is the daemon's default.
 #[derive(Clone, Debug)]
@@ -110,6 +121,41 @@ impl Daemon {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Every state event from now on, read by a thread of its own that
+    /// ends when the daemon closes the connection (at its exit).
+    pub fn subscribe(&self) -> mpsc::Receiver<Heard> {
+        let mut control = Control::connect(&self.socket);
+        control.reader.get_ref().set_read_timeout(None).expect("blocking reads");
+        let answer = control.call("subscribe");
+        assert_eq!(answer["ok"], json!(true), "subscribe failed: {answer}");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            loop {
+                line.clear();
+                if !matches!(control.reader.read_line(&mut line), Ok(n) if n > 0) {
+                    return;
+                }
+                let at = procfs::monotonic_seconds();
+                let Ok(event) = serde_json::from_str::<Value>(&line) else {
+                    continue;
+                };
+                if event["event"] != "state" {
+                    continue;
+                }
+                let heard = Heard {
+                    at,
+                    session: event["session"].as_str().unwrap_or_default().to_owned(),
+                    state: event["state"].as_str().unwrap_or_default().to_owned(),
+                };
+                if tx.send(heard).is_err() {
+                    return;
+                }
+            }
+        });
+        rx
     }
 
     /// Resident memory now and at its peak (KiB), CPU seconds so far

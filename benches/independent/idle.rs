@@ -41,8 +41,11 @@ impl IdleRun {
 /// Sampling step of the CPU time line.
 const STEP: Duration = Duration::from_secs(10);
 
-/// Holds `sessions` idle sessions against a fresh `kind` server for `idle_for`.
-pub fn measure(kind: ServerKind, sessions: usize, idle_for: Duration) -> IdleRun {
+/// Holds `sessions` idle sessions against a fresh `kind` server for
+/// `idle_for`, the clock starting `settle` after every session is ready
+/// (2 s lets start-up's last writes and frees end; about 45 s also lets a
+/// heartbeat that learns the server's Ping cadence reach its steady state).
+pub fn measure(kind: ServerKind, sessions: usize, settle: Duration, idle_for: Duration) -> IdleRun {
     let load_before = procfs::load().0;
     let mut server = ServerChild::start(kind);
     let daemon = Daemon::start(&DaemonSettings::defaults(sessions), server.url());
@@ -52,8 +55,7 @@ pub fn measure(kind: ServerKind, sessions: usize, idle_for: Duration) -> IdleRun
         sessions,
         "the server does not see every session"
     );
-    // Let the start-up's last writes and frees settle before the clock starts.
-    std::thread::sleep(Duration::from_secs(2));
+    std::thread::sleep(settle);
     let (_, _, cpu_start, precise_start) = daemon.usage();
     let (_, server_cpu_start) = server.usage();
     let started = Instant::now();

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use wsvisor_loopback::{EventKind, Fault, Server, ServerOptions};
 
+use crate::procfs;
+
 /// Set in the environment of this binary started as the loopback server.
 pub const ROLE: &str = "WSVISOR_INDEPENDENT_ROLE";
 
@@ -94,12 +96,9 @@ struct Clock {
 
 impl Clock {
     fn now() -> Clock {
-        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-        // SAFETY: clock_gettime with a valid, owned timespec.
-        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
         Clock {
             instant: Instant::now(),
-            seconds: ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9,
+            seconds: procfs::monotonic_seconds(),
         }
     }
 

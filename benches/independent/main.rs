@@ -8,6 +8,7 @@
 //! ```sh
 //! cargo bench --bench independent                       # idle + spread, loopback and python
 //! cargo bench --bench independent -- idle --for 180     # 3 minutes, so the server's 20 s Pings matter
+//! cargo bench --bench independent -- idle --settle 45   # the clock starts 45 s after all are ready
 //! cargo bench --bench independent -- spread --servers python --rounds 5
 //! cargo bench --bench independent -- --quick            # 200 sessions, 10 s, 1 round
 //! ```
@@ -36,6 +37,7 @@ struct Plan {
     servers: Vec<ServerKind>,
     sessions: usize,
     idle_for: Duration,
+    settle: Duration,
     rounds: usize,
 }
 
@@ -67,7 +69,7 @@ impl Plan {
             if std::mem::take(&mut skip_next) {
                 continue;
             }
-            if ["--servers", "--sessions", "--for", "--rounds"].contains(&arg.as_str()) {
+            if ["--servers", "--sessions", "--for", "--settle", "--rounds"].contains(&arg.as_str()) {
                 skip_next = true;
             } else if !arg.starts_with("--") {
                 if !["idle", "spread"].contains(&arg.as_str()) {
@@ -84,6 +86,7 @@ impl Plan {
             servers,
             sessions: number("--sessions", if quick { 200 } else { 1000 }) as usize,
             idle_for: Duration::from_secs(number("--for", if quick { 10 } else { 60 })),
+            settle: Duration::from_secs(number("--settle", 2)),
             rounds: number("--rounds", if quick { 1 } else { 3 }) as usize,
         }
     }
@@ -92,7 +95,7 @@ impl Plan {
 fn usage(why: &str) -> ! {
     eprintln!(
         "{why}\nusage: cargo bench --bench independent -- [idle] [spread] [--servers loopback,loopback-ping,python,python-noping] \
-         [--sessions N] [--for SECONDS] [--rounds N] [--quick]"
+         [--sessions N] [--for SECONDS] [--settle SECONDS] [--rounds N] [--quick]"
     );
     std::process::exit(2);
 }
@@ -137,7 +140,8 @@ fn main() {
             let n = plan.sessions;
             let secs = plan.idle_for.as_secs();
             eprintln!("== idle {n} sessions, {secs} s, {}", kind.label());
-            let run = idle::measure(kind, n, plan.idle_for);
+            let secs = format!("{secs} s after {} s", plan.settle.as_secs());
+            let run = idle::measure(kind, n, plan.settle, plan.idle_for);
             row(
                 kind.label(),
                 format!("idle {n} sessions {secs} s: daemon RSS (peak)"),
@@ -173,29 +177,35 @@ fn main() {
                     );
                     let rounds = spread::measure(kind, &settings, fault, plan.rounds);
                     let worst = rounds.iter().map(|r| r.busiest_100ms).max().unwrap_or(0);
+                    let worst_attempts = rounds.iter().map(|r| r.busiest_attempts_100ms).max().unwrap_or(0);
                     let n = rounds.first().map_or(0, |r| r.hit).max(1);
+                    let pct = |count: usize| count as f64 * 100.0 / n as f64;
                     let per_round: Vec<String> = rounds
                         .iter()
                         .map(|r| {
                             format!(
-                                "{}/{}/{} ms {:.1} %",
+                                "attempts {:.1} % by {} ms, hellos {}/{}/{} ms {:.1} %",
+                                pct(r.busiest_attempts_100ms),
+                                ms(r.last_attempt),
                                 ms(r.first_back),
                                 ms(r.median_back),
                                 ms(r.all_back),
-                                r.busiest_100ms as f64 * 100.0 / n as f64
+                                pct(r.busiest_100ms)
                             )
                         })
                         .collect();
                     row(
                         kind.label(),
                         format!(
-                            "{} of {n}, first retry {policy}: busiest 100 ms (worst of {}); per round first/median/all back, busiest",
+                            "{} of {n}, first retry {policy}: busiest 100 ms of new attempts / of server hellos \
+                             (worst of {}); per round: attempts busiest, last; hellos first/median/all, busiest",
                             fault.label(),
                             rounds.len()
                         ),
                         format!(
-                            "{:.1} % ({worst}); {}",
-                            worst as f64 * 100.0 / n as f64,
+                            "{:.1} % / {:.1} %; {}",
+                            pct(worst_attempts),
+                            pct(worst),
                             per_round.join("; ")
                         ),
                     );

@@ -41,6 +41,15 @@ pub fn cpu_seconds_precise(pid: u32) -> f64 {
     nanos as f64 / 1e9
 }
 
+/// CLOCK_MONOTONIC now, in seconds: the clock of the servers' timestamps
+/// (Python's `time.monotonic()`).
+pub fn monotonic_seconds() -> f64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime with a valid, owned timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+}
+
 /// The 1-minute load average and the machine's CPU count, for the report.
 pub fn load() -> (f64, usize) {
     let one = std::fs::read_to_string("/proc/loadavg")

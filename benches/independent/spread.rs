@@ -1,7 +1,9 @@
 //! Reconnect spread after a mass fault: every session of the real daemon
 //! hit at once (RST, or Close 1000 with an empty reason, as the real
-//! server's idle close), timed by the server as it answers each new hello,
-//! on the server's clock. Rounds are spaced past `stable_after` (1 s here,
+//! server's idle close), timed twice on one clock (CLOCK_MONOTONIC): as the
+//! daemon starts each new attempt (its `connecting` event: the spread the
+//! reconnect policy makes) and as the server answers each new hello (what
+//! the server lives through, its own queueing included). Rounds are spaced past `stable_after` (1 s here,
 //! only so that rounds need not wait 10 s), so each fault is the first
 //! failure of a burst, as after a long-lived session.
 
@@ -37,8 +39,12 @@ impl MassFault {
     }
 }
 
-/// One round, times from the fault on the server's clock.
+/// One round, times from the fault.
 pub struct Round {
+    /// Most new attempts (`connecting` events) within any 100 ms.
+    pub busiest_attempts_100ms: usize,
+    /// The last session's new attempt.
+    pub last_attempt: Duration,
     /// Sessions that were hit.
     pub hit: usize,
     /// The median session's new hello.
@@ -60,6 +66,7 @@ pub fn measure(kind: ServerKind, settings: &DaemonSettings, fault: MassFault, ro
     let mut server = ServerChild::start(kind);
     let daemon = Daemon::start(settings, server.url());
     daemon.wait_ready(n, Duration::from_secs(120));
+    let heard = daemon.subscribe();
     let mut results = Vec::new();
     for _ in 0..rounds {
         std::thread::sleep(settings.stable_after + Duration::from_millis(500));
@@ -82,15 +89,25 @@ pub fn measure(kind: ServerKind, settings: &DaemonSettings, fault: MassFault, ro
         };
         let mut backs: Vec<Duration> = backs.into_values().collect();
         backs.sort();
+        // Every session ready again on the daemon's side too before the next round.
+        daemon.wait_ready(n, LIMIT);
+        let mut attempts: HashMap<String, Duration> = HashMap::new();
+        for event in heard.try_iter().filter(|e| e.state == "connecting" && e.at >= at) {
+            attempts
+                .entry(event.session)
+                .or_insert(Duration::from_secs_f64(event.at - at));
+        }
+        let mut attempts: Vec<Duration> = attempts.into_values().collect();
+        attempts.sort();
         results.push(Round {
+            busiest_attempts_100ms: busiest(&attempts, Duration::from_millis(100)),
+            last_attempt: attempts.last().copied().unwrap_or_default(),
             hit,
             median_back: backs[backs.len() / 2],
             all_back: *backs.last().unwrap(),
             busiest_100ms: busiest(&backs, Duration::from_millis(100)),
             first_back: backs[0],
         });
-        // Every session ready again on the daemon's side too before the next round.
-        daemon.wait_ready(n, LIMIT);
     }
     results
 }
