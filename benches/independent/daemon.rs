@@ -15,12 +15,15 @@ use crate::procfs;
 
 /// A session's state change as a subscriber heard it.
 pub struct Heard {
-    /// When it was read, CLOCK_MONOTONIC seconds (the servers' clock).
+    /// When the daemon stamped it (its `at`, millisecond wall clock),
+    /// as CLOCK_MONOTONIC seconds (the servers' clock).
     pub at: f64,
     /// The session.
     pub session: String,
     /// Its new state.
     pub state: String,
+    /// `retry_in_ms` of a `backoff` event: the delay the policy chose.
+    pub retry_in: Option<Duration>,
 }
 
 /// The settings a run varies; every other one is the daemon's default.
@@ -138,17 +141,22 @@ impl Daemon {
                 if !matches!(control.reader.read_line(&mut line), Ok(n) if n > 0) {
                     return;
                 }
-                let at = procfs::monotonic_seconds();
+                let received = procfs::monotonic_seconds();
                 let Ok(event) = serde_json::from_str::<Value>(&line) else {
                     continue;
                 };
                 if event["event"] != "state" {
                     continue;
                 }
+                let stamped = event["at"]
+                    .as_str()
+                    .and_then(|at| humantime::parse_rfc3339(at).ok())
+                    .map(procfs::monotonic_from_wall);
                 let heard = Heard {
-                    at,
+                    at: stamped.unwrap_or(received),
                     session: event["session"].as_str().unwrap_or_default().to_owned(),
                     state: event["state"].as_str().unwrap_or_default().to_owned(),
+                    retry_in: event["retry_in_ms"].as_u64().map(Duration::from_millis),
                 };
                 if tx.send(heard).is_err() {
                     return;

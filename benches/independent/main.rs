@@ -109,7 +109,8 @@ fn ms(d: Duration) -> String {
 }
 
 /// Reconnect policies compared: today's default first retry, [250, 750] ms,
-/// and "full jitter" over [0, 750] ms (375 ms ± 99 %; jitter must stay below 1).
+/// and "full jitter" over [0, 750] ms (375 ms ± 99 %; jitter must stay
+/// below 1) and over [0, 1000] ms.
 fn policies(sessions: usize) -> Vec<(&'static str, DaemonSettings)> {
     let quick_rounds = |mut s: DaemonSettings| {
         s.stable_after = Duration::from_secs(1);
@@ -119,9 +120,12 @@ fn policies(sessions: usize) -> Vec<(&'static str, DaemonSettings)> {
     let mut full = default.clone();
     full.initial_delay = Duration::from_millis(375);
     full.jitter = 0.99;
+    let mut wider = default.clone();
+    wider.jitter = 0.99;
     vec![
         ("500 ms ± 50 %", default),
         ("375 ms ± 99 % (≈ full jitter 0-750 ms)", full),
+        ("500 ms ± 99 % (≈ full jitter 0-1000 ms)", wider),
     ]
 }
 
@@ -178,13 +182,15 @@ fn main() {
                     let rounds = spread::measure(kind, &settings, fault, plan.rounds);
                     let worst = rounds.iter().map(|r| r.busiest_100ms).max().unwrap_or(0);
                     let worst_attempts = rounds.iter().map(|r| r.busiest_attempts_100ms).max().unwrap_or(0);
+                    let worst_scheduled = rounds.iter().map(|r| r.busiest_scheduled_100ms).max().unwrap_or(0);
                     let n = rounds.first().map_or(0, |r| r.hit).max(1);
                     let pct = |count: usize| count as f64 * 100.0 / n as f64;
                     let per_round: Vec<String> = rounds
                         .iter()
                         .map(|r| {
                             format!(
-                                "attempts {:.1} % by {} ms, hellos {}/{}/{} ms {:.1} %",
+                                "scheduled {:.1} %, attempts {:.1} % by {} ms, hellos {}/{}/{} ms {:.1} %",
+                                pct(r.busiest_scheduled_100ms),
                                 pct(r.busiest_attempts_100ms),
                                 ms(r.last_attempt),
                                 ms(r.first_back),
@@ -197,13 +203,14 @@ fn main() {
                     row(
                         kind.label(),
                         format!(
-                            "{} of {n}, first retry {policy}: busiest 100 ms of new attempts / of server hellos \
-                             (worst of {}); per round: attempts busiest, last; hellos first/median/all, busiest",
+                            "{} of {n}, first retry {policy}: busiest 100 ms of scheduled / started attempts / \
+                             server hellos (worst of {}); per round: the same, last attempt; hellos first/median/all",
                             fault.label(),
                             rounds.len()
                         ),
                         format!(
-                            "{:.1} % / {:.1} %; {}",
+                            "{:.1} % / {:.1} % / {:.1} %; {}",
+                            pct(worst_scheduled),
                             pct(worst_attempts),
                             pct(worst),
                             per_round.join("; ")

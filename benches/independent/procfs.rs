@@ -50,6 +50,17 @@ pub fn monotonic_seconds() -> f64 {
     ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
 }
 
+/// A wall-clock instant as CLOCK_MONOTONIC seconds, through the two clocks'
+/// offset now (the daemon stamps its events with the wall clock).
+pub fn monotonic_from_wall(at: std::time::SystemTime) -> f64 {
+    let wall_now = std::time::SystemTime::now();
+    let mono_now = monotonic_seconds();
+    match wall_now.duration_since(at) {
+        Ok(ago) => mono_now - ago.as_secs_f64(),
+        Err(ahead) => mono_now + ahead.duration().as_secs_f64(),
+    }
+}
+
 /// The 1-minute load average and the machine's CPU count, for the report.
 pub fn load() -> (f64, usize) {
     let one = std::fs::read_to_string("/proc/loadavg")

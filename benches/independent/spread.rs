@@ -41,6 +41,8 @@ impl MassFault {
 
 /// One round, times from the fault.
 pub struct Round {
+    /// Most scheduled attempts within any 100 ms.
+    pub busiest_scheduled_100ms: usize,
     /// Most new attempts (`connecting` events) within any 100 ms.
     pub busiest_attempts_100ms: usize,
     /// The last session's new attempt.
@@ -92,14 +94,28 @@ pub fn measure(kind: ServerKind, settings: &DaemonSettings, fault: MassFault, ro
         // Every session ready again on the daemon's side too before the next round.
         daemon.wait_ready(n, LIMIT);
         let mut attempts: HashMap<String, Duration> = HashMap::new();
-        for event in heard.try_iter().filter(|e| e.state == "connecting" && e.at >= at) {
-            attempts
-                .entry(event.session)
-                .or_insert(Duration::from_secs_f64(event.at - at));
+        let mut scheduled: HashMap<String, Duration> = HashMap::new();
+        // Stamps are to the millisecond: a loss may be stamped just before `at`.
+        for event in heard.try_iter().filter(|e| e.at >= at - 0.002) {
+            let since = Duration::from_secs_f64((event.at - at).max(0.0));
+            match (event.state.as_str(), event.retry_in) {
+                ("connecting", _) => {
+                    attempts.entry(event.session).or_insert(since);
+                }
+                ("backoff", Some(delay)) => {
+                    scheduled.entry(event.session).or_insert(since + delay);
+                }
+                _ => {}
+            }
         }
-        let mut attempts: Vec<Duration> = attempts.into_values().collect();
-        attempts.sort();
+        let sorted = |times: HashMap<String, Duration>| {
+            let mut times: Vec<Duration> = times.into_values().collect();
+            times.sort();
+            times
+        };
+        let attempts = sorted(attempts);
         results.push(Round {
+            busiest_scheduled_100ms: busiest(&sorted(scheduled), Duration::from_millis(100)),
             busiest_attempts_100ms: busiest(&attempts, Duration::from_millis(100)),
             last_attempt: attempts.last().copied().unwrap_or_default(),
             hit,
