@@ -144,23 +144,23 @@ fn main() {
             let n = plan.sessions;
             let secs = plan.idle_for.as_secs();
             eprintln!("== idle {n} sessions, {secs} s, {}", kind.label());
-            let secs = format!("{secs} s after {} s", plan.settle.as_secs());
+            let secs = format!("{secs} s (clock from {} s after ready)", plan.settle.as_secs());
             let run = idle::measure(kind, n, plan.settle, plan.idle_for);
             row(
                 kind.label(),
-                format!("idle {n} sessions {secs} s: daemon RSS (peak)"),
+                format!("idle {n} sessions {secs}: daemon RSS (peak)"),
                 format!("{:.1} MB ({:.1} MB)", mb(run.rss_kib), mb(run.hwm_kib)),
             );
             let steps: Vec<String> = run.cpu_per_step.iter().map(|c| format!("{c:.3}")).collect();
             let (ticks, precise) = run.cpu_per_minute();
             row(
                 kind.label(),
-                format!("idle {n} sessions {secs} s: daemon CPU-s a minute (utime+stime; scheduler ns)"),
+                format!("idle {n} sessions {secs}: daemon CPU-s a minute (utime+stime; scheduler ns)"),
                 format!("{ticks:.3}; {precise:.3} (per 10 s: {})", steps.join(" ")),
             );
             row(
                 kind.label(),
-                format!("idle {n} sessions {secs} s: server RSS, CPU"),
+                format!("idle {n} sessions {secs}: server RSS, CPU"),
                 format!(
                     "{:.1} MB, {:.2} CPU-s (load {:.1} → {:.1})",
                     mb(run.server.0),
