@@ -114,7 +114,13 @@ fn reload(summary: ReloadSummary) -> String {
     if parts.is_empty() {
         parts.push("no sessions".to_owned());
     }
-    format!("reloaded: {}\n", parts.join("; "))
+    let mut text = format!("reloaded: {}\n", parts.join("; "));
+    if !summary.refused.is_empty() {
+        let names: Vec<String> = summary.refused.iter().map(|name| units::clean(name)).collect();
+        let why = summary.refused_because.as_deref().map(units::clean).unwrap_or_default();
+        text.push_str(&format!("refused {} (not started: {why})\n", names.join(", ")));
+    }
+    text
 }
 
 fn metrics(metrics: MetricsText) -> String {
