@@ -112,6 +112,13 @@ pub struct ReloadSummary {
     pub changed: Vec<String>,
     /// Sessions left untouched.
     pub unchanged: usize,
+    /// New sessions not started because the open-file limit has no room
+    /// for them (absent when none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<String>,
+    /// Why they were refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused_because: Option<String>,
 }
 
 /// `metrics`.

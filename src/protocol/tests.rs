@@ -345,6 +345,7 @@ mod bytes_on_the_wire {
             removed: vec!["c".into()],
             changed: vec![],
             unchanged: 1,
+            ..ReloadSummary::default()
         };
         assert_eq!(
             to_line(&reload),
