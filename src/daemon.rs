@@ -90,14 +90,7 @@ async fn serve(config: Config) -> i32 {
         },
         None => None,
     };
-    let mut events = tree
-        .monitor
-        .send(Subscribe {
-            sessions: None,
-            limits: SubscriberLimits::default(),
-        })
-        .await
-        .ok();
+    let mut events = watch_states(&tree).await;
     for settings in &config.sessions {
         let _ = tree.supervisor.send(AddSession(settings.clone())).await;
     }
@@ -120,7 +113,14 @@ async fn serve(config: Config) -> i32 {
                 let _ = daemon.reloader.reload().await;
             }
             event = next_event(&mut events) => {
-                let mut changed = event.as_ref().is_some_and(|e| is_state_change(&e.event));
+                let Some(event) = event else {
+                    // Never seen, but a stream that ended would end every
+                    // STATUS= update and the give-up check: watch anew.
+                    log::warn!("the daemon's own view of session states ended; watching again");
+                    events = watch_states(&tree).await;
+                    continue;
+                };
+                let mut changed = is_state_change(&event.event);
                 // Take a burst (thousands of sessions connecting at start)
                 // as one change: each recount below walks every session, and
                 // one per event made start-up quadratic (4 CPU-s after
@@ -145,6 +145,21 @@ async fn serve(config: Config) -> i32 {
             }
         }
     }
+}
+
+/// The daemon's own subscription: state changes only, so that no server
+/// message can fill it, and patient enough never to be cut off.
+async fn watch_states(tree: &Tree) -> Option<Subscription> {
+    let subscribe = Subscribe {
+        sessions: None,
+        limits: SubscriberLimits {
+            events: 1 << 16,
+            bytes: 64 << 20,
+            lag_limit: Duration::from_secs(24 * 3600),
+        },
+        states_only: true,
+    };
+    tree.monitor.send(subscribe).await.ok()
 }
 
 async fn next_event(events: &mut Option<Subscription>) -> Option<Arc<SharedEvent>> {

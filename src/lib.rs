@@ -5,6 +5,7 @@
 //! What other programs (the tests, the benchmarks, the fuzz targets, your
 //! own tools) use:
 //! - [`config`]: loading and checking a configuration file;
+//! - [`identity`]: the device identities kept in the state directory;
 //! - [`protocol`]: the control protocol's messages, one type each;
 //! - [`control_client`]: the one client of the control socket;
 //! - [`control_server`]: the daemon's end of the control socket.
@@ -23,6 +24,7 @@ mod daemon;
 mod demo;
 pub mod exit;
 mod generated_docs;
+pub mod identity;
 mod limits;
 mod logging;
 pub mod metrics_http;
@@ -41,6 +43,13 @@ pub fn run(cli: Cli) -> i32 {
                 logging::init(config.daemon.log_level);
                 for warning in &config.warnings {
                     log::warn!("{warning}");
+                }
+                let store = identity::IdentityStore::for_daemon(&config.daemon);
+                if let Err(err) = identity::settle(&mut config, &store).map(|settled| identity::log(&settled)) {
+                    // Like a bad config: a restart cannot repair it (systemd's
+                    // RestartPreventExitStatus=2), a person must.
+                    log::error!("{err}");
+                    return exit::USAGE;
                 }
                 let admission = limits::admit(0, config.sessions.len());
                 if let Some(why) = admission.why_not {
@@ -62,6 +71,15 @@ pub fn run(cli: Cli) -> i32 {
             Ok(config) => {
                 for warning in &config.warnings {
                     eprintln!("warning: {warning}");
+                }
+                // Never writes: says which identity files `run` would make.
+                let store = identity::IdentityStore::for_daemon(&config.daemon);
+                match identity::preview(&config, &store) {
+                    Ok(lines) => lines.iter().for_each(|line| println!("{line}")),
+                    Err(err) => {
+                        eprintln!("{err}");
+                        return exit::USAGE;
+                    }
                 }
                 println!("{}: ok, sessions={}", config.path.display(), config.sessions.len());
                 exit::OK

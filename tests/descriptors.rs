@@ -92,10 +92,15 @@ fn a_reload_past_the_open_file_limit_refuses_what_does_not_fit_and_the_socket_ke
         names[1..ROOM].to_vec(),
         "the first that fit, in file order"
     );
-    assert_eq!(summary.refused, names[ROOM..].to_vec());
-    let why = summary.refused_because.expect("a reason");
+    assert_eq!(
+        summary.failed.keys().cloned().collect::<Vec<_>>(),
+        names[ROOM..].to_vec()
+    );
+    let why = &summary.failed[&names[ROOM]];
     assert!(
-        why.contains(&format!("the open-file limit is {NOFILE}: room for {ROOM} sessions")),
+        why.starts_with(&format!(
+            "add: not started: the open-file limit is {NOFILE}: room for {ROOM} sessions"
+        )),
         "{why}"
     );
     let said = read_all(&log);
@@ -128,7 +133,7 @@ fn a_reload_past_the_open_file_limit_refuses_what_does_not_fit_and_the_socket_ke
     // changes nothing else.
     let again: ReloadSummary = client.result(&Command::Reload).unwrap();
     assert_eq!(
-        (again.added.len(), again.refused.len(), again.unchanged),
+        (again.added.len(), again.failed.len(), again.unchanged),
         (0, WANTED - ROOM, ROOM)
     );
 

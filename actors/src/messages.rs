@@ -21,7 +21,7 @@ use serde_json::{Map, Value};
 use crate::connection::{WriteBinaryRefused, WriteTextRefused};
 use crate::events::DropReason;
 use crate::loss::LossReport;
-use crate::ota::Discovered;
+use crate::ota::{Discovered, Offered};
 use crate::settings::{Keep, ReconnectSettings, SessionSettings};
 use crate::state::{SessionState, SessionSummary, StateUpdate};
 use crate::subscription::{SubscriberLimits, Subscription};
@@ -161,6 +161,8 @@ pub struct ConnectionPhase {
 /// Steps of a connection that the Supervisor cares about.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Phase {
+    /// The OTA endpoint answered, with these sections (whatever follows).
+    Offered(Offered),
     /// The OTA endpoint answered with a URL and token.
     Discovered(Discovered),
     /// Upgraded; hello sent.
@@ -339,6 +341,16 @@ pub struct UnregisterSession(pub String);
 #[rtype(result = "()")]
 pub struct PublishState(pub StateUpdate);
 
+/// The OTA endpoint's latest answer offered these sections.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RecordOta {
+    /// Session name.
+    pub session: String,
+    /// What it offered.
+    pub offered: Offered,
+}
+
 /// The server sent a JSON message.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -438,6 +450,9 @@ pub struct Subscribe {
     pub sessions: Option<HashSet<String>>,
     /// What may wait for the subscriber, and for how long it may stay behind.
     pub limits: SubscriberLimits,
+    /// Only state changes (and lag notices): what the daemon itself watches,
+    /// never held up by server messages.
+    pub states_only: bool,
 }
 
 // ─────────────────────────── liveness ───────────────────────────

@@ -29,6 +29,7 @@ impl Default for DaemonConfig {
             log_level: log::LevelFilter::Info,
             on_give_up: OnGiveUp::Park,
             subscriber_buffer: DEFAULT_SUBSCRIBER_BUFFER,
+            state_dir: None,
         }
     }
 }
@@ -93,6 +94,10 @@ pub(super) fn build(src: &Source, raw: Option<&RawDaemon>, base_dir: &Path) -> R
     }
     if let Some(v) = &raw.subscriber_buffer {
         daemon.subscriber_buffer = value::byte_size(src, "subscriber_buffer", v, 64 << 10, 1 << 30)?.value;
+    }
+    if let Some(v) = &raw.state_dir {
+        let dir = value::plain_string(src, "state_dir", v)?;
+        daemon.state_dir = Some(base_dir.join(&dir.value));
     }
     Ok(daemon)
 }

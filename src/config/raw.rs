@@ -40,6 +40,7 @@ pub(super) struct RawDaemon {
     pub log_level: Leaf,
     pub on_give_up: Leaf,
     pub subscriber_buffer: Leaf,
+    pub state_dir: Leaf,
 }
 
 /// The elements of `allowed_uids`, each with its own position.

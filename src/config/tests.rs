@@ -58,6 +58,7 @@ fn builtin_session(name: &str, credential: Credential) -> SessionSettings {
         device_id: "aa:bb:cc:dd:ee:ff".into(),
         client_id: "6f1c0b8e-0000-4000-8000-000000000001".into(),
         protocol_version: 1,
+        activation: Default::default(),
         autostart: true,
         audio_params: AudioParams {
             format: "opus".into(),
@@ -140,6 +141,7 @@ fn contract_example_parses_into_the_documented_settings() {
             log_level: log::LevelFilter::Info,
             on_give_up: OnGiveUp::Park,
             subscriber_buffer: 8 << 20,
+            state_dir: None,
         }
     );
     assert_eq!(
@@ -279,6 +281,7 @@ fn daemon_keys() {
             log_level: log::LevelFilter::Debug,
             on_give_up: OnGiveUp::Exit,
             subscriber_buffer: 8 << 20,
+            state_dir: None,
         }
     );
     for (text, mode) in [
@@ -383,16 +386,8 @@ fn exact_error_messages_and_positions() {
             "4:9: token: must not be empty",
         ),
         (
-            "[[session]]\nname = \"kitchen\"\nurl = \"ws://h/\"\ntoken = \"x\"\n",
-            "1:1: session \"kitchen\": missing `device_id` (the Device-Id header, such as \"aa:bb:cc:dd:ee:ff\")",
-        ),
-        (
             "[[session]]\nname = \"kitchen\"\nurl = \"ws://h/\"\ntoken = \"x\"\ndevice_id = \"a\\nb\"\n",
             "5:13: device_id: must not contain control characters such as newlines or tabs",
-        ),
-        (
-            "[[session]]\nname = \"kitchen\"\nurl = \"ws://h/\"\ntoken = \"x\"\ndevice_id = \"d\"\n",
-            "1:1: session \"kitchen\": missing `client_id` (the Client-Id header, a UUID such as \"6f1c0b8e-0000-4000-8000-000000000001\")",
         ),
         (
             "[[session]]\nname = \"kitchen\"\nurl = \"ws://h/\"\ntoken = \"x\"\ndevice_id = \"d\"\nclient_id = \" \"\n",
@@ -489,7 +484,7 @@ fn unknown_keys_are_errors_in_every_table() {
     assert_eq!(
         parse_err("[daemon]\nlog = \"info\"\n"),
         format!(
-            "{FILE}:2:1: unknown key `log`, expected one of `control_socket`, `socket_mode`, `allowed_uids`, `allowed_groups`, `metrics_listen`, `log_level`, `on_give_up`, `subscriber_buffer`"
+            "{FILE}:2:1: unknown key `log`, expected one of `control_socket`, `socket_mode`, `allowed_uids`, `allowed_groups`, `metrics_listen`, `log_level`, `on_give_up`, `subscriber_buffer`, `state_dir`"
         )
     );
 }
@@ -829,4 +824,25 @@ fn token_files_must_be_regular_and_small() {
     let big = dir.write("big.token", &"x".repeat(100 * 1024), 0o600);
     let e = parse(&config_path, &session(&big.display().to_string())).unwrap_err();
     assert!(e.to_string().contains("is larger than 65536 bytes"), "{e}");
+}
+
+#[test]
+fn sessions_without_ids_get_theirs_from_the_state_dir() {
+    let config = parse_ok(
+        "[daemon]\nstate_dir = \"state\"\n\
+         [[session]]\nname = \"cloud\"\nota_url = \"https://api.tenclass.net/xiaozhi/ota/\"\n\
+         [[session]]\nname = \"half\"\nurl = \"ws://h/\"\nclient_id = \"c\"\n\
+         [[session]]\nname = \"mine\"\nurl = \"ws://h/\"\ndevice_id = \"d\"\nclient_id = \"c\"\n",
+    );
+    assert_eq!(config.daemon.state_dir, Some(PathBuf::from("/etc/wsvisor/state")));
+    let needs: Vec<(&str, bool, bool)> = config
+        .identities
+        .iter()
+        .map(|n| (n.session.as_str(), n.device_id_configured, n.client_id_configured))
+        .collect();
+    assert_eq!(needs, [("cloud", false, false), ("half", false, true)]);
+    assert_eq!(config.session("cloud").unwrap().device_id, "", "settled later");
+    assert_eq!(config.session("half").unwrap().client_id, "c");
+    assert!(config.sessions.iter().all(|s| s.activation.key.is_none()));
+    assert_eq!(parse_ok("").daemon.state_dir, None);
 }

@@ -11,10 +11,11 @@
 //!   daemon is contacted;
 //! - `socket_path`: which socket path to use;
 //! - `human`: what a person sees for each command's result;
-//! - `sessions`, `events`, `table`, `units`: the larger pieces of `human`.
+//! - `sessions`, `identity`, `events`, `table`, `units`: the larger pieces of `human`.
 
 mod events;
 mod human;
+mod identity;
 mod request;
 mod sessions;
 mod socket_path;
@@ -128,6 +129,11 @@ pub enum CtlCommand {
         /// Include audio payloads (base64, shown with --json).
         #[arg(long)]
         audio: bool,
+    },
+    /// A session's device identity: device_id, client_id, serial number, activation.
+    Identity {
+        /// Session name.
+        name: String,
     },
     /// Make the daemon re-read its config file.
     Reload,

@@ -35,9 +35,10 @@ pub use self::parse::{kind, parse_request};
 pub use self::request::{Command, ListenMode, ListenState, Request};
 pub use self::response::{error_response, ok_response, ControlError, ErrorCode, Response};
 pub use self::results::{
-    Delivery, MetricsText, Pong, ReloadSummary, Requested, SessionList, StateCounts, Status, Subscribed,
+    ActivationStatus, Delivery, IdentityInfo, MetricsText, Pong, ReloadSummary, Requested, SessionList, StateCounts,
+    Status, Subscribed,
 };
-pub use self::summary::{Counters, LastClose, SessionSummary};
+pub use self::summary::{Counters, LastClose, OtaOffer, SessionSummary};
 pub use self::timestamp::Timestamp;
 /// The name tables the protocol shares with the actor tree: states, loss
 /// causes and drop reasons, each with its serde and strum names.

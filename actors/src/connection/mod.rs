@@ -439,8 +439,17 @@ impl Actor for Connection {
         };
         let settings = self.settings.clone();
         let plan = std::mem::take(&mut self.plan);
+        // What an OTA answer offered is worth showing whatever follows.
+        let (phase, session, generation) = (self.links.phase.clone(), self.settings.name.clone(), self.generation);
+        let offered = move |offered| {
+            phase.do_send(ConnectionPhase {
+                session: session.clone(),
+                generation,
+                phase: Phase::Offered(offered),
+            })
+        };
         let attempt = async move {
-            let (endpoint, discovered) = match endpoint::resolve(&client, &settings, plan).await {
+            let (endpoint, discovered) = match endpoint::resolve(&client, &settings, plan, &offered).await {
                 Ok(resolved) => resolved,
                 Err(report) => return (None, None, Err(report)),
             };
