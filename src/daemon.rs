@@ -19,7 +19,7 @@ use wsvisor_actors::{start_tree, Tree};
 use crate::config::{Config, OnGiveUp};
 use crate::control_server::{self, ControlOptions, DaemonHandle};
 use crate::reload::Reloader;
-use crate::{exit, systemd};
+use crate::{exit, metrics_http, systemd};
 
 /// Time allowed for every session to send its Close 1000 and end; systemd
 /// and the contract give us 2 s in all, this leaves room for the rest.
@@ -72,8 +72,23 @@ async fn serve(config: Config) -> i32 {
         Ok(socket) => socket,
         Err(err) => {
             log::error!("{err}");
-            return exit::FAILURE;
+            // A directory others can write stays so at every restart.
+            return if err.is_config_problem() {
+                exit::USAGE
+            } else {
+                exit::FAILURE
+            };
         }
+    };
+    let _metrics = match config.daemon.metrics_listen {
+        Some(addr) => match metrics_http::start(addr, tree.clone(), daemon.started, Default::default()) {
+            Ok(endpoint) => Some(endpoint),
+            Err(err) => {
+                log::error!("metrics_listen {addr}: {err}");
+                return exit::FAILURE;
+            }
+        },
+        None => None,
     };
     let mut events = watch_states(&tree).await;
     for settings in &config.sessions {

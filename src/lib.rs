@@ -23,11 +23,14 @@ mod ctl;
 mod daemon;
 mod demo;
 pub mod exit;
+mod generated_docs;
 pub mod identity;
 mod limits;
 mod logging;
+pub mod metrics_http;
 pub mod protocol;
 pub mod reload;
+mod socket_location;
 mod systemd;
 
 use crate::cli::{Cli, Command};
@@ -48,11 +51,19 @@ pub fn run(cli: Cli) -> i32 {
                     log::error!("{err}");
                     return exit::USAGE;
                 }
-                limits::ensure_open_files(config.sessions.len());
+                let admission = limits::admit(0, config.sessions.len());
+                if let Some(why) = admission.why_not {
+                    let refused = config.sessions.split_off(admission.admitted);
+                    log::error!(
+                        "not starting {} sessions: {why}: {}",
+                        refused.len(),
+                        limits::some_names(refused.iter().map(|s| s.name.as_str()), 10)
+                    );
+                }
                 daemon::run(config)
             }
             Err(err) => {
-                eprintln!("{err}");
+                logging::startup_error(&err.to_string());
                 exit::USAGE
             }
         },
@@ -80,5 +91,7 @@ pub fn run(cli: Cli) -> i32 {
         },
         Command::Ctl(args) => ctl::run(args),
         Command::Demo(args) => demo::run(args),
+        Command::Completions { shell } => generated_docs::completions(shell),
+        Command::Man { dir } => generated_docs::man_page(dir.as_deref()),
     }
 }

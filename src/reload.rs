@@ -1,7 +1,9 @@
 //! Applying a new config to a running tree: sessions are added, removed
 //! and replaced; an unchanged session keeps its connection and session_id.
 //! SIGHUP and the control socket's `reload` share one `Reloader`, so two
-//! reloads never interleave.
+//! reloads never interleave. New sessions start only while the open-file
+//! limit has room for them (`limits::admit`); the rest are refused, said
+//! in the result (`failed`) and the log, and count as new at the next reload.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -15,7 +17,7 @@ use wsvisor_actors::settings::SessionSettings;
 use crate::config::{self, Config, ConfigError, IdentityNeed};
 use crate::identity::{self, IdentityStore};
 use crate::protocol::ReloadSummary;
-use crate::systemd;
+use crate::{limits, systemd};
 
 /// Owns the running config and applies new ones to the tree.
 pub struct Reloader {
@@ -105,6 +107,12 @@ async fn apply(tree: &Tree, old: &Config, new: &mut Config) -> ReloadSummary {
         }
     }
     let mut refused_new = HashSet::new();
+    // New sessions start only while the open-file limit has room for them
+    // next to the ones that stay; the rest are refused in one log line.
+    let kept = new.sessions.iter().filter(|s| old.session(&s.name).is_some()).count();
+    let admission = limits::admit(kept, new.sessions.len() - kept);
+    let mut no_room = Vec::new();
+    let mut adding = 0;
     for settings in &new.sessions {
         let (verb, result) = match old.session(&settings.name) {
             Some(previous) if previous == settings => {
@@ -115,7 +123,19 @@ async fn apply(tree: &Tree, old: &Config, new: &mut Config) -> ReloadSummary {
                 "change",
                 outcome(tree.supervisor.send(ReplaceSession(settings.clone())).await),
             ),
-            None => ("add", outcome(tree.supervisor.send(AddSession(settings.clone())).await)),
+            None if adding >= admission.admitted => {
+                let why = admission.why_not.clone().unwrap_or_default();
+                summary
+                    .failed
+                    .insert(settings.name.clone(), format!("add: not started: {why}"));
+                refused_new.insert(settings.name.clone());
+                no_room.push(settings.name.as_str());
+                continue;
+            }
+            None => {
+                adding += 1;
+                ("add", outcome(tree.supervisor.send(AddSession(settings.clone())).await))
+            }
         };
         match (verb, result) {
             ("change", Ok(())) => summary.changed.push(settings.name.clone()),
@@ -125,6 +145,13 @@ async fn apply(tree: &Tree, old: &Config, new: &mut Config) -> ReloadSummary {
                 refused_new.insert(settings.name.clone());
             }
         }
+    }
+    if let Some(why) = admission.why_not.as_deref().filter(|_| !no_room.is_empty()) {
+        log::error!(
+            "reload: not starting {} new sessions: {why}: {}",
+            no_room.len(),
+            limits::some_names(no_room.iter().copied(), 10)
+        );
     }
     // A refused change keeps the old settings running; a refused add is not there.
     new.sessions.retain(|s| !refused_new.contains(&s.name));

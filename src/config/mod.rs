@@ -13,11 +13,13 @@
 //! - `files`: the look at `token_file` and `ca_file` done at load time;
 //! - `position`: byte offsets to line:col, and [`ConfigError`].
 
+mod access;
 mod daemon;
 mod files;
 mod position;
 mod raw;
 mod session;
+mod socket_only;
 mod tunables;
 mod value;
 
@@ -29,7 +31,9 @@ use std::path::{Path, PathBuf};
 
 use wsvisor_actors::settings::SessionSettings;
 
+pub use access::GroupRef;
 pub use position::ConfigError;
+pub use socket_only::control_socket_of;
 
 use position::Source;
 use raw::RawConfig;
@@ -78,6 +82,11 @@ pub struct DaemonConfig {
     pub socket_mode: u32,
     /// Peers allowed on the control socket besides root and the daemon's own uid.
     pub allowed_uids: Vec<u32>,
+    /// Groups whose members (primary or supplementary) may use the control
+    /// socket; names are resolved when the daemon starts.
+    pub allowed_groups: Vec<GroupRef>,
+    /// Where to serve Prometheus `/metrics` and `/healthz` over HTTP, if anywhere.
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// Log level when `RUST_LOG` is not set.
     pub log_level: log::LevelFilter,
     /// What to do once every session has given up.

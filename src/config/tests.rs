@@ -136,6 +136,8 @@ fn contract_example_parses_into_the_documented_settings() {
             control_socket: "/run/wsvisor/control.sock".into(),
             socket_mode: 0o660,
             allowed_uids: vec![],
+            allowed_groups: vec![],
+            metrics_listen: None,
             log_level: log::LevelFilter::Info,
             on_give_up: OnGiveUp::Park,
             subscriber_buffer: 8 << 20,
@@ -222,9 +224,50 @@ fn sessions_override_defaults_key_by_key() {
 }
 
 #[test]
+fn allowed_groups_and_metrics_listen_refuse_what_they_cannot_use() {
+    for (text, expected) in [
+        (
+            "allowed_groups = \"wsvisor\"",
+            "1:18: invalid type: string \"wsvisor\", expected an array of group names",
+        ),
+        (
+            "allowed_groups = [\"bad name\"]",
+            "1:19: allowed_groups: \"bad name\" is not a group name",
+        ),
+        (
+            "allowed_groups = [\"\"]",
+            "1:19: allowed_groups: \"\" is not a group name",
+        ),
+        (
+            "allowed_groups = [-1]",
+            "1:19: allowed_groups: expected an integer from 0 to 4294967295, found -1",
+        ),
+        (
+            "allowed_groups = [true]",
+            "1:19: allowed_groups: expected a group name or a gid, found a boolean",
+        ),
+        (
+            "metrics_listen = \"localhost:9464\"",
+            "1:18: metrics_listen: expected an IP address and port",
+        ),
+        (
+            "metrics_listen = 9464",
+            "1:18: metrics_listen: expected a string, found an integer",
+        ),
+    ] {
+        let text = format!("{text}\n");
+        let err = parse(Path::new("c.toml"), &format!("[daemon]\n{text}")).unwrap_err();
+        let shown = err.to_string();
+        let expected = format!("c.toml:2:{}", &expected[2..]);
+        assert!(shown.starts_with(&expected), "{text}: {shown}");
+    }
+}
+
+#[test]
 fn daemon_keys() {
     let config = parse_ok(
         "[daemon]\ncontrol_socket = \"ctl.sock\"\nsocket_mode = \"600\"\nallowed_uids = [1000, 1001]\n\
+         allowed_groups = [\"wsvisor\", 1002]\nmetrics_listen = \"127.0.0.1:9464\"\n\
          log_level = \"DEBUG\"\non_give_up = \"exit\"\n",
     );
     assert_eq!(
@@ -233,6 +276,8 @@ fn daemon_keys() {
             control_socket: "/etc/wsvisor/ctl.sock".into(),
             socket_mode: 0o600,
             allowed_uids: vec![1000, 1001],
+            allowed_groups: vec![GroupRef::Name("wsvisor".into()), GroupRef::Gid(1002)],
+            metrics_listen: Some("127.0.0.1:9464".parse().unwrap()),
             log_level: log::LevelFilter::Debug,
             on_give_up: OnGiveUp::Exit,
             subscriber_buffer: 8 << 20,
@@ -439,7 +484,7 @@ fn unknown_keys_are_errors_in_every_table() {
     assert_eq!(
         parse_err("[daemon]\nlog = \"info\"\n"),
         format!(
-            "{FILE}:2:1: unknown key `log`, expected one of `control_socket`, `socket_mode`, `allowed_uids`, `log_level`, `on_give_up`, `subscriber_buffer`, `state_dir`"
+            "{FILE}:2:1: unknown key `log`, expected one of `control_socket`, `socket_mode`, `allowed_uids`, `allowed_groups`, `metrics_listen`, `log_level`, `on_give_up`, `subscriber_buffer`, `state_dir`"
         )
     );
 }
@@ -730,7 +775,14 @@ fn load_reports_unreadable_files_at_1_1() {
 fn example_config_in_the_repository_loads() {
     let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config.toml"));
     let config = load(path).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(config.daemon, DaemonConfig::default());
+    // Every key at its default but one: the service's group may use `ctl`.
+    assert_eq!(
+        config.daemon,
+        DaemonConfig {
+            allowed_groups: vec![GroupRef::Name("wsvisor".into())],
+            ..DaemonConfig::default()
+        }
+    );
     assert_eq!(
         config.sessions,
         vec![builtin_session(

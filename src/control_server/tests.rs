@@ -43,6 +43,7 @@ fn options() -> ControlOptions {
         first_request_timeout: Duration::from_millis(300),
         idle_timeout: Duration::from_millis(600),
         write_timeout: Duration::from_millis(300),
+        accept: Default::default(),
     }
 }
 
@@ -412,6 +413,7 @@ fn access_is_root_ourselves_and_the_allowed() {
     let access = Access {
         own_uid: 1000,
         allowed_uids: vec![1001],
+        allowed_gids: vec![],
     };
     assert!(access.allows(0) && access.allows(1000) && access.allows(1001));
     assert!(!access.allows(1002));

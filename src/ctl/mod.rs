@@ -44,7 +44,8 @@ pub struct CtlArgs {
     /// /run/wsvisor/control.sock]
     #[arg(long, short, value_name = "PATH", global = true)]
     pub socket: Option<PathBuf>,
-    /// Take the socket path from this configuration file.
+    /// Take the socket path from this configuration file (only its
+    /// `[daemon] control_socket` is read).
     #[arg(long, short, value_name = "PATH", global = true)]
     pub config: Option<PathBuf>,
     /// Print the daemon's raw JSON lines instead of the human summary.
@@ -158,18 +159,14 @@ pub fn run(args: CtlArgs) -> i32 {
         Ok(command) => command,
         Err(message) => return fail(exit::USAGE, &message),
     };
-    let path = match socket_path::resolve(
+    let (path, warning) = socket_path::resolve(
         args.socket.as_deref(),
         args.config.as_deref(),
         std::env::var_os("WSVISOR_SOCKET"),
-    ) {
-        Ok(path) => path,
-        Err(err) => {
-            // Already `file:line:col: message`, the same line as `wsvisor check`.
-            eprintln!("{err}");
-            return exit::USAGE;
-        }
-    };
+    );
+    if let Some(warning) = warning {
+        eprintln!("wsvisor ctl: {}", units::clean(&warning));
+    }
     let client = match Client::connect(&path) {
         Ok(client) => client,
         Err(err) => return client_failure(&err),

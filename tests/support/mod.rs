@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod as_user;
 pub mod ota;
 pub mod process;
 pub mod tls;
