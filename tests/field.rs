@@ -340,3 +340,43 @@ async fn upgrades_in_flight_are_capped_against_a_server_slow_to_answer_them() {
         "the rest wait for a turn instead of piling up"
     );
 }
+
+/// A report, not a check (run by hand; the closing notes quote it):
+/// `cargo test --release --all-features --test field outage_report -- --ignored --nocapture`.
+/// Outages of 3, 30 and 120 × revive_after, with the default policy scaled
+/// down 60 times (revive_after 1 s instead of 1 min, delays likewise).
+#[actix_rt::test]
+#[ignore]
+async fn outage_report() {
+    let server = Server::start(ServerOptions::default()).unwrap();
+    let mut session = settings("kitchen", &server.url());
+    let scale = 60.0;
+    session.reconnect.initial_delay = Duration::from_millis(500).div_f64(scale);
+    session.reconnect.max_delay = Duration::from_secs(60).div_f64(scale);
+    session.reconnect.max_attempts = 10;
+    session.reconnect.stable_after = Duration::from_secs(10).div_f64(scale);
+    let revive = Duration::from_secs(60).div_f64(scale);
+    session.reconnect.revive_after = Some(revive);
+    let (_tree, mut watcher) = start(session).await;
+    watcher.wait_state(SessionState::Ready, LIMIT).await;
+    for multiple in [3u32, 30, 120] {
+        let outage = revive * multiple;
+        let before = count_connecting(&watcher);
+        server.stop_listening();
+        server.inject(Fault::Reset);
+        watcher.record_for(outage).await;
+        let attempts = count_connecting(&watcher) - before;
+        server.start_listening().unwrap();
+        let back = Instant::now();
+        let (_, ready_at) = watcher.wait_state(SessionState::Ready, LIMIT * 4).await;
+        let took = ready_at.duration_since(back);
+        println!(
+            "outage {multiple:>3} x revive_after ({:.0} min at the defaults): ready {:.2} x revive_after after the server \
+             was back ({:.0} s at the defaults); {attempts} attempts during the outage",
+            multiple as f64,
+            took.as_secs_f64() / revive.as_secs_f64(),
+            took.as_secs_f64() * scale
+        );
+        watcher.record_for(Duration::from_millis(300)).await;
+    }
+}

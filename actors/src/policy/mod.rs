@@ -21,6 +21,9 @@
 //!   network blip) comes back at an even rate, not in a burst;
 //! - a session ready for `stable_after` starts a fresh burst;
 //! - `max_attempts` consecutive failures park the session as `failed`;
+//! - no retry of a burst waits longer than a probe could
+//!   (`revive_after·(1 + jitter/2)`), so recovery after the server's return
+//!   is bounded by that, in the burst as after it;
 //! - a parked session keeps probing, one attempt every `revive_after`
 //!   (jittered by half of `jitter`), so recovery after an outage of any
 //!   length takes at most about one `revive_after`, while a dead server
@@ -102,6 +105,21 @@ impl SessionPolicy {
         self.schedule.restart();
     }
 
+    /// A retry of the burst never waits longer than a probe could: with
+    /// the defaults, `max_delay` jittered reaches 90 s, a probe 75 s, and
+    /// recovery is bounded by the longest wait whatever the phase. A delay
+    /// past that is drawn like a probe instead, so it stays jittered (a
+    /// plain cap would line every session up on it).
+    fn capped(&mut self, delay: Duration) -> Duration {
+        let Some(every) = self.settings.revive_after else {
+            return delay;
+        };
+        if delay <= every.mul_f64(1.0 + self.settings.jitter / 2.0) {
+            return delay;
+        }
+        self.next_probe().unwrap_or(delay)
+    }
+
     fn next_probe(&mut self) -> Option<Duration> {
         self.probes.as_mut().map(BackoffSchedule::next_delay)
     }
@@ -155,7 +173,8 @@ impl SessionPolicy {
                 probe_in: self.next_probe(),
             };
         }
-        let after = self.schedule.next_delay();
+        let next = self.schedule.next_delay();
+        let after = self.capped(next);
         if was_stable {
             // Its own place in the spread, not a random draw: 1,000 random
             // draws over 750 ms put 15-17 % of the sessions in the busiest

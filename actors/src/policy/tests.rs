@@ -388,3 +388,26 @@ fn a_session_that_was_not_stable_keeps_the_ordinary_jitter() {
         );
     }
 }
+
+#[test]
+fn no_wait_is_longer_than_a_probe_could_be() {
+    let s = ReconnectSettings {
+        max_attempts: 1000,
+        revive_after: Some(Duration::from_secs(60)),
+        ..settings()
+    };
+    let mut policy = SessionPolicy::new(s, Keep::Always);
+    let bound = Duration::from_secs(75);
+    let delays: Vec<Duration> = (0..200)
+        .map(|_| match policy.decide(&refused(), None) {
+            Decision::Retry { after, .. } => after,
+            other => panic!("expected a retry, got {other:?}"),
+        })
+        .collect();
+    assert!(delays.iter().all(|d| *d <= bound), "{:?}", delays.iter().max());
+    // At the cap the delays still spread (30 to 75 s), none piled on 75 s.
+    let tail = &delays[20..];
+    assert!(tail.iter().any(|d| *d < Duration::from_secs(50)));
+    assert!(tail.iter().any(|d| *d > Duration::from_secs(70)));
+    assert!(tail.iter().filter(|d| **d == bound).count() <= 1, "piled on the cap");
+}
