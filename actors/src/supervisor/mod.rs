@@ -32,6 +32,7 @@ use crate::connection::{
 use crate::events::DropReason;
 use crate::logsafe;
 use crate::loss::{Cause, LossReport};
+use crate::mcp::{McpMode, McpResponder, McpShared, SessionTools};
 use crate::messages::*;
 use crate::monitor::Monitor;
 use crate::ota::Discovered;
@@ -60,6 +61,8 @@ struct Slot {
     /// The server refused the configured token and the OTA endpoint gave
     /// another: use that one from now on (until the settings change).
     prefer_discovered_token: bool,
+    /// The session's MCP responder; it outlives the connections.
+    mcp: Option<Addr<McpResponder>>,
 }
 
 impl Slot {
@@ -81,6 +84,9 @@ pub struct Supervisor {
     next_generation: u64,
     /// Set once shutdown began: who waits for the last connection to end.
     shutdown: Option<Vec<oneshot::Sender<()>>>,
+    /// What the sessions' MCP responders share; without it (a tree built
+    /// without [`Supervisor::with_mcp`]) no session answers MCP.
+    mcp: Option<McpShared>,
 }
 
 impl Supervisor {
@@ -94,7 +100,14 @@ impl Supervisor {
             options,
             next_generation: 0,
             shutdown: None,
+            mcp: None,
         }
+    }
+
+    /// Give every session an MCP responder sharing `mcp`.
+    pub fn with_mcp(mut self, mcp: McpShared) -> Self {
+        self.mcp = Some(mcp);
+        self
     }
 
     /// The one way a session changes state: checked against the table,
@@ -140,8 +153,13 @@ impl Supervisor {
             messages: self.monitor.clone().recipient(),
             audio: self.monitor.clone().recipient(),
             rtt: self.monitor.clone().recipient(),
+            mcp: None,
         };
         let Some(slot) = self.slots.get_mut(name) else { return };
+        let links = ConnectionLinks {
+            mcp: slot.mcp.clone().map(Addr::recipient),
+            ..links
+        };
         if slot.run.connection().is_some() {
             return;
         }
@@ -211,6 +229,9 @@ impl Supervisor {
     fn remove(&mut self, name: &str, ctx: &mut Context<Self>) {
         self.drop_queue(name, DropReason::SessionStopped);
         if let Some(mut slot) = self.slots.remove(name) {
+            if let Some(responder) = slot.mcp.take() {
+                responder.do_send(StopMcp);
+            }
             if let Some(timer) = slot.run.take_timer() {
                 ctx.cancel_future(timer);
             }
@@ -248,6 +269,11 @@ impl Supervisor {
                 // What an old OTA endpoint said may not hold for the new settings.
                 slot.discovered = None;
                 slot.prefer_discovered_token = false;
+                if slot.settings.mcp != settings.mcp {
+                    if let Some(old) = slot.mcp.take() {
+                        old.do_send(StopMcp);
+                    }
+                }
                 slot.settings = settings;
             }
             None => {
@@ -260,10 +286,12 @@ impl Supervisor {
                     expiry_timer: None,
                     discovered: None,
                     prefer_discovered_token: false,
+                    mcp: None,
                 };
                 self.slots.insert(name.clone(), slot);
             }
         }
+        self.start_responder(&name);
         let slot = &self.slots[&name];
         Self::register_url(&self.monitor, &name, slot.settings.url.as_deref(), slot);
     }
@@ -338,6 +366,18 @@ impl Supervisor {
                 let wakes_on_send = report.is_clean_close();
                 self.stay_stopped(&name, wakes_on_send, Some(report), ctx);
             }
+        }
+    }
+
+    /// Give the session a responder when its settings want one and it has none.
+    fn start_responder(&mut self, name: &str) {
+        let (Some(shared), Some(slot)) = (&self.mcp, self.slots.get_mut(name)) else {
+            return;
+        };
+        if slot.mcp.is_none() && slot.settings.mcp.announced() {
+            let settings = Arc::new(slot.settings.mcp.clone());
+            let responder = McpResponder::new(name, settings, shared.broker.clone(), shared.stats.clone());
+            slot.mcp = Some(responder.start());
         }
     }
 
@@ -707,9 +747,15 @@ impl Handler<ProbeTree> for Supervisor {
             ("reconnect policy".to_owned(), self.policy.clone().recipient()),
             ("monitor".to_owned(), self.monitor.clone().recipient()),
         ];
+        if let Some(mcp) = &self.mcp {
+            probes.push(("tool broker".to_owned(), mcp.broker.clone().recipient()));
+        }
         for (name, slot) in &self.slots {
             if let Some(conn) = slot.run.connection() {
                 probes.push((format!("session={name} connection"), conn.clone().recipient()));
+            }
+            if let Some(responder) = &slot.mcp {
+                probes.push((format!("session={name} mcp responder"), responder.clone().recipient()));
             }
         }
         let probes: Vec<_> = probes
@@ -859,6 +905,26 @@ impl Handler<ConnectionEnded> for Supervisor {
             }
         }
         self.finish_shutdown_if_done();
+    }
+}
+
+impl Handler<GetSessionTools> for Supervisor {
+    type Result = ResponseFuture<Result<SessionTools, CommandError>>;
+
+    fn handle(&mut self, msg: GetSessionTools, _: &mut Context<Self>) -> Self::Result {
+        let slot = match self.slots.get(&msg.0) {
+            Some(slot) => slot,
+            None => return Box::pin(async move { Err(CommandError::NotFound(msg.0)) }),
+        };
+        let mode = slot.settings.mcp.mode;
+        let responder = slot.mcp.clone().filter(|_| mode == McpMode::Builtin);
+        Box::pin(async move {
+            let tools = match responder {
+                Some(responder) => responder.send(ListTools).await.unwrap_or_default(),
+                None => Vec::new(),
+            };
+            Ok(SessionTools { mode, tools })
+        })
     }
 }
 
