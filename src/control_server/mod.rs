@@ -8,12 +8,15 @@
 //! - `socket_file`: claiming, creating and removing the socket file;
 //! - `peer`: one connected peer, from the access check to its last line;
 //! - `dispatch`: carrying out one command against the tree;
-//! - `metrics`: the Prometheus text of `metrics`.
+//! - `metrics`, `tool_metrics`: the Prometheus text of `metrics`;
+//! - `tools`: MCP tools offered by programs (`offer_tools`, `tool_result`, `tools`).
 
 pub mod dispatch;
 pub mod metrics;
 pub mod peer;
 pub mod socket_file;
+pub mod tool_metrics;
+pub mod tools;
 
 #[cfg(test)]
 mod tests;
