@@ -537,3 +537,50 @@ fn subscribers_still_see_every_mcp_message() {
     );
     daemon.stop();
 }
+
+#[test]
+fn with_mcp_external_a_program_answers_through_send_and_wsvisor_stays_silent() {
+    let server = server();
+    let scratch = Scratch::new("mcp-external");
+    let (daemon, mut control) = daemon(&scratch, &server, "mcp = \"external\"\n");
+    assert_eq!(server.client_hellos()[0]["features"]["mcp"], true, "announced");
+    let mut events = support::process::control(&socket_of(&scratch))
+        .subscribe(Some(vec!["kitchen".into()]), false)
+        .unwrap();
+    events.set_timeout(Some(LIMIT));
+    let asked = server.mcp_request(Some(DEVICE), "tools/list", None);
+    let request = loop {
+        if let Some(EventLine::Message { message, .. }) = events.next_event().unwrap() {
+            if message["type"] == "mcp" {
+                break message["payload"].clone();
+            }
+        }
+    };
+    assert_eq!(request["id"], asked.id);
+    let answer = json!({"type": "mcp", "payload": {"jsonrpc": "2.0", "id": request["id"], "result": {"tools": []}}});
+    let Value::Object(message) = answer else { unreachable!() };
+    control
+        .call(&Command::Send {
+            session: "kitchen".into(),
+            message,
+        })
+        .unwrap()
+        .outcome
+        .expect("sent");
+    let replied = reply(&server, asked.id);
+    assert_eq!(replied.result, Some(json!({"tools": []})));
+    std::thread::sleep(Duration::from_millis(300));
+    let replies: Vec<McpReply> = server.mcp_replies();
+    assert_eq!(replies.len(), 1, "only the program answered: {replies:#?}");
+    assert!(
+        server.mcp_reply(1).is_none(),
+        "wsvisor left the initialize to the program"
+    );
+    let tools: SessionToolList = control
+        .result(&Command::Tools {
+            session: "kitchen".into(),
+        })
+        .unwrap();
+    assert_eq!((tools.mcp.as_str(), tools.tools.len()), ("external", 0));
+    daemon.stop();
+}

@@ -66,8 +66,8 @@ pub(super) fn attach(
             let listed = offered_to.as_ref().map(|names| names.contains(&session.name));
             match (session.mcp.mode, listed) {
                 (McpMode::Builtin, None | Some(true)) => session.mcp.tools.push(tool.clone()),
-                (McpMode::Off, Some(true)) => warnings.push(format!(
-                    "session={} has mcp = \"off\": tool {} listed for it is not offered",
+                (mode @ (McpMode::Off | McpMode::External), Some(true)) => warnings.push(format!(
+                    "session={} has mcp = \"{mode}\": tool {} listed for it is not offered",
                     session.name,
                     tool.spec.name()
                 )),

@@ -161,7 +161,12 @@ impl Layer {
             channels: count("channels", &audio.channels, 1, 2)?,
             frame_duration: count("frame_duration", &audio.frame_duration, 10, 120)?,
             mcp: opt(&raw.mcp, |v| {
-                value::choice(src, "mcp", v, &[("builtin", McpMode::Builtin), ("off", McpMode::Off)])
+                let modes = [
+                    ("builtin", McpMode::Builtin),
+                    ("external", McpMode::External),
+                    ("off", McpMode::Off),
+                ];
+                value::choice(src, "mcp", v, &modes)
             })?,
         })
     }

@@ -13,9 +13,10 @@
 //! - `outcome`: what a call gave and the result it becomes;
 //! - `stats`: calls by tool and outcome, and their latency.
 //!
-//! A session with `mcp = "off"` has no responder and does not announce
-//! `features.mcp` in its hello: a program that wants to speak MCP itself
-//! reads the requests from its subscription and answers with `send`.
+//! A session with `mcp = "external"` announces `features.mcp` but has no
+//! responder: a program that speaks MCP itself reads the requests from its
+//! subscription and answers with `send`. With `mcp = "off"` the hello does
+//! not announce MCP at all.
 
 pub mod broker;
 pub mod command;
@@ -45,8 +46,10 @@ pub enum McpMode {
     /// wsvisor's responder, with the tools of the config and of programs.
     #[default]
     Builtin,
-    /// Nobody: the hello does not announce MCP (a program may still answer
-    /// what a server sends anyway, through `send`).
+    /// The hello announces MCP, and wsvisor answers nothing: a program
+    /// subscribed to the session answers the requests with `send`.
+    External,
+    /// Nobody: the hello does not announce MCP, so the server sends none.
     Off,
 }
 
@@ -62,6 +65,11 @@ pub struct McpSettings {
 impl McpSettings {
     /// Whether the hello announces `features.mcp`.
     pub fn announced(&self) -> bool {
+        self.mode != McpMode::Off
+    }
+
+    /// Whether wsvisor answers the requests.
+    pub fn answered(&self) -> bool {
         self.mode == McpMode::Builtin
     }
 }

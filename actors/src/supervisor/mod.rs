@@ -374,7 +374,7 @@ impl Supervisor {
         let (Some(shared), Some(slot)) = (&self.mcp, self.slots.get_mut(name)) else {
             return;
         };
-        if slot.mcp.is_none() && slot.settings.mcp.announced() {
+        if slot.mcp.is_none() && slot.settings.mcp.answered() {
             let settings = Arc::new(slot.settings.mcp.clone());
             let responder = McpResponder::new(name, settings, shared.broker.clone(), shared.stats.clone());
             slot.mcp = Some(responder.start());
