@@ -461,6 +461,36 @@ description = "on or off"
     }
 
     #[test]
+    fn the_example_tool_of_config_toml_is_valid_once_uncommented() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let (before, rest) = text.split_once("# [[tool]]\n").expect("a commented-out [[tool]]");
+        let (block, after) = rest.split_once("\n\n").expect("the block ends with a blank line");
+        // Keys and tables are uncommented; the lines explaining them stay comments.
+        let uncommented: Vec<String> = block
+            .lines()
+            .map(|line| match line.strip_prefix("# ") {
+                Some(rest)
+                    if rest.starts_with('[') || rest.split_once(" = ").is_some_and(|(k, _)| !k.contains(' ')) =>
+                {
+                    rest.to_owned()
+                }
+                _ => line.to_owned(),
+            })
+            .collect();
+        let text = format!("{before}[[tool]]\n{}\n\n{after}", uncommented.join("\n"))
+            .replace("/usr/local/bin/cpu-temperature", "/bin/sh");
+        let config = parse(&path, &text).unwrap_or_else(|e| panic!("{e}"));
+        let tool = &config.session("kitchen").unwrap().mcp.tools[0];
+        assert_eq!(tool.spec.name(), "server.cpu_temperature");
+        assert_eq!(tool.argv, ["/bin/sh", "--celsius"]);
+        assert_eq!(
+            tool.spec.input_schema()["properties"]["unit"]["enum"],
+            json!(["celsius", "fahrenheit"])
+        );
+    }
+
+    #[test]
     fn slow_tools_and_tools_for_sessions_without_mcp_are_warned_about() {
         let dir = Dir::new();
         let text = format!(

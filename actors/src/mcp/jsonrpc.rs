@@ -22,9 +22,9 @@ pub const INVALID_REQUEST: i64 = -32600;
 /// Internal error.
 pub const INTERNAL_ERROR: i64 = -32603;
 
-/// Values an MCP payload may hold; far above any request the server sends
-/// (a `tools/call` has a handful), far below what would cost memory.
-const MAX_PAYLOAD_VALUES: usize = 4096;
+/// Values an MCP message may hold: the tree's bound for any peer's JSON
+/// (a few MB parsed at worst), far above any request a server sends.
+const MAX_PAYLOAD_VALUES: usize = json::MAX_JSON_VALUES;
 
 /// What an `mcp` message asks of us.
 #[derive(Debug, PartialEq)]
@@ -189,7 +189,7 @@ mod tests {
             r#"{"type":"mcp"}"#.to_owned(),
             format!(
                 r#"{{"type":"mcp","payload":{{"id":1,"method":"x","params":[{}0]}}}}"#,
-                "0,".repeat(5000)
+                "0,".repeat(MAX_PAYLOAD_VALUES)
             ),
         ] {
             assert!(matches!(read(&ignored), Incoming::Ignored(_)), "{ignored:.80}");

@@ -20,7 +20,8 @@ pub enum ToolOutcome {
     Failed(String),
     /// No answer within the tool's timeout (a command is killed).
     TimedOut(Duration),
-    /// Standard output passed `max_output` bytes (the command is killed).
+    /// The answer passed its byte limit (`max_output` of a command, which is
+    /// then killed; 128 KiB from a program).
     OutputTooLarge(usize),
     /// The command could not be started.
     NotStarted(String),
@@ -49,9 +50,7 @@ impl ToolOutcome {
         match self {
             ToolOutcome::Answered(text) | ToolOutcome::Failed(text) | ToolOutcome::Busy(text) => text.clone(),
             ToolOutcome::TimedOut(after) => format!("tool {tool} did not answer within {}ms", after.as_millis()),
-            ToolOutcome::OutputTooLarge(limit) => {
-                format!("tool {tool} wrote more than {limit} bytes of output and was stopped")
-            }
+            ToolOutcome::OutputTooLarge(limit) => format!("tool {tool} gave more than {limit} bytes of output"),
             ToolOutcome::NotStarted(why) => format!("tool {tool} could not be started: {why}"),
             ToolOutcome::Withdrawn => format!("the program offering tool {tool} went away before answering"),
         }
