@@ -3,8 +3,8 @@
 #     scripts/deb.sh            # prints the .deb's path as its last line
 # Installs cargo-deb (pinned) into ~/.cargo when it is missing: about two
 # minutes of compiling on two cores, once. Then a release build, the man
-# page and shell completions generated from the CLI (when the binary has
-# `wsvisor man` and `wsvisor completions`), and `cargo deb` packs what
+# pages and shell completions generated from the CLI (`wsvisor man --dir`,
+# `wsvisor completions SHELL`), and `cargo deb` packs what
 # [package.metadata.deb] in Cargo.toml lists.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,15 +22,11 @@ binary="${CARGO_TARGET_DIR:-target}/release/wsvisor"
 # names these paths literally.
 assets=target/assets
 rm -rf "$assets"
-mkdir -p "$assets/completions"
-if "$binary" man > "$assets/wsvisor.1" 2>/dev/null; then
-    "$binary" completions bash > "$assets/completions/wsvisor.bash"
-    "$binary" completions zsh > "$assets/completions/_wsvisor"
-    "$binary" completions fish > "$assets/completions/wsvisor.fish"
-else
-    rm -f "$assets/wsvisor.1"
-    echo "this wsvisor has no 'man' command yet: no man page or completions generated" >&2
-fi
+mkdir -p "$assets/completions" "$assets/man"
+"$binary" man --dir "$assets/man"
+"$binary" completions bash > "$assets/completions/wsvisor.bash"
+"$binary" completions zsh > "$assets/completions/_wsvisor"
+"$binary" completions fish > "$assets/completions/wsvisor.fish"
 
 # cargo-deb prints the package's path.
 cargo deb --no-build --quiet "$@" | tail -1

@@ -36,4 +36,16 @@ pub enum Command {
     /// Try wsvisor with no server: a loopback xiaozhi server, the daemon with a
     /// few sessions, faults injected on a schedule, live state, then a summary.
     Demo(DemoArgs),
+    /// Print a shell completion script, e.g. `wsvisor completions bash > /etc/bash_completion.d/wsvisor`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page wsvisor(1), in roff (`wsvisor man | man -l -`).
+    Man {
+        /// Write wsvisor.1 and a page per subcommand (wsvisor-ctl.1, ...) into this directory instead.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }

@@ -19,7 +19,7 @@ use wsvisor_actors::{start_tree, Tree};
 use crate::config::{Config, OnGiveUp};
 use crate::control_server::{self, ControlOptions, DaemonHandle};
 use crate::reload::Reloader;
-use crate::{exit, systemd};
+use crate::{exit, metrics_http, systemd};
 
 /// Time allowed for every session to send its Close 1000 and end; systemd
 /// and the contract give us 2 s in all, this leaves room for the rest.
@@ -72,17 +72,25 @@ async fn serve(config: Config) -> i32 {
         Ok(socket) => socket,
         Err(err) => {
             log::error!("{err}");
-            return exit::FAILURE;
+            // A directory others can write stays so at every restart.
+            return if err.is_config_problem() {
+                exit::USAGE
+            } else {
+                exit::FAILURE
+            };
         }
     };
-    let mut events = tree
-        .monitor
-        .send(Subscribe {
-            sessions: None,
-            limits: SubscriberLimits::default(),
-        })
-        .await
-        .ok();
+    let _metrics = match config.daemon.metrics_listen {
+        Some(addr) => match metrics_http::start(addr, tree.clone(), daemon.started, Default::default()) {
+            Ok(endpoint) => Some(endpoint),
+            Err(err) => {
+                log::error!("metrics_listen {addr}: {err}");
+                return exit::FAILURE;
+            }
+        },
+        None => None,
+    };
+    let mut events = watch_states(&tree).await;
     for settings in &config.sessions {
         let _ = tree.supervisor.send(AddSession(settings.clone())).await;
     }
@@ -105,7 +113,14 @@ async fn serve(config: Config) -> i32 {
                 let _ = daemon.reloader.reload().await;
             }
             event = next_event(&mut events) => {
-                let mut changed = event.as_ref().is_some_and(|e| is_state_change(&e.event));
+                let Some(event) = event else {
+                    // Never seen, but a stream that ended would end every
+                    // STATUS= update and the give-up check: watch anew.
+                    log::warn!("the daemon's own view of session states ended; watching again");
+                    events = watch_states(&tree).await;
+                    continue;
+                };
+                let mut changed = is_state_change(&event.event);
                 // Take a burst (thousands of sessions connecting at start)
                 // as one change: each recount below walks every session, and
                 // one per event made start-up quadratic (4 CPU-s after
@@ -130,6 +145,21 @@ async fn serve(config: Config) -> i32 {
             }
         }
     }
+}
+
+/// The daemon's own subscription: state changes only, so that no server
+/// message can fill it, and patient enough never to be cut off.
+async fn watch_states(tree: &Tree) -> Option<Subscription> {
+    let subscribe = Subscribe {
+        sessions: None,
+        limits: SubscriberLimits {
+            events: 1 << 16,
+            bytes: 64 << 20,
+            lag_limit: Duration::from_secs(24 * 3600),
+        },
+        states_only: true,
+    };
+    tree.monitor.send(subscribe).await.ok()
 }
 
 async fn next_event(events: &mut Option<Subscription>) -> Option<Arc<SharedEvent>> {

@@ -5,6 +5,7 @@
 //! What other programs (the tests, the benchmarks, the fuzz targets, your
 //! own tools) use:
 //! - [`config`]: loading and checking a configuration file;
+//! - [`identity`]: the device identities kept in the state directory;
 //! - [`protocol`]: the control protocol's messages, one type each;
 //! - [`control_client`]: the one client of the control socket;
 //! - [`control_server`]: the daemon's end of the control socket.
@@ -22,10 +23,14 @@ mod ctl;
 mod daemon;
 mod demo;
 pub mod exit;
+mod generated_docs;
+pub mod identity;
 mod limits;
 mod logging;
+pub mod metrics_http;
 pub mod protocol;
 pub mod reload;
+mod socket_location;
 mod systemd;
 
 use crate::cli::{Cli, Command};
@@ -34,16 +39,31 @@ use crate::cli::{Cli, Command};
 pub fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Run { config } => match config::load(&config) {
-            Ok(config) => {
+            Ok(mut config) => {
                 logging::init(config.daemon.log_level);
                 for warning in &config.warnings {
                     log::warn!("{warning}");
                 }
-                limits::ensure_open_files(config.sessions.len());
+                let store = identity::IdentityStore::for_daemon(&config.daemon);
+                if let Err(err) = identity::settle(&mut config, &store).map(|settled| identity::log(&settled)) {
+                    // Like a bad config: a restart cannot repair it (systemd's
+                    // RestartPreventExitStatus=2), a person must.
+                    log::error!("{err}");
+                    return exit::USAGE;
+                }
+                let admission = limits::admit(0, config.sessions.len());
+                if let Some(why) = admission.why_not {
+                    let refused = config.sessions.split_off(admission.admitted);
+                    log::error!(
+                        "not starting {} sessions: {why}: {}",
+                        refused.len(),
+                        limits::some_names(refused.iter().map(|s| s.name.as_str()), 10)
+                    );
+                }
                 daemon::run(config)
             }
             Err(err) => {
-                eprintln!("{err}");
+                logging::startup_error(&err.to_string());
                 exit::USAGE
             }
         },
@@ -51,6 +71,15 @@ pub fn run(cli: Cli) -> i32 {
             Ok(config) => {
                 for warning in &config.warnings {
                     eprintln!("warning: {warning}");
+                }
+                // Never writes: says which identity files `run` would make.
+                let store = identity::IdentityStore::for_daemon(&config.daemon);
+                match identity::preview(&config, &store) {
+                    Ok(lines) => lines.iter().for_each(|line| println!("{line}")),
+                    Err(err) => {
+                        eprintln!("{err}");
+                        return exit::USAGE;
+                    }
                 }
                 println!("{}: ok, sessions={}", config.path.display(), config.sessions.len());
                 exit::OK
@@ -62,5 +91,7 @@ pub fn run(cli: Cli) -> i32 {
         },
         Command::Ctl(args) => ctl::run(args),
         Command::Demo(args) => demo::run(args),
+        Command::Completions { shell } => generated_docs::completions(shell),
+        Command::Man { dir } => generated_docs::man_page(dir.as_deref()),
     }
 }

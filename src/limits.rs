@@ -3,7 +3,10 @@
 //! of 1024 that a shell hands down (systemd's unit sets `LimitNOFILE`; a
 //! daemon started by hand has no such help). At start the daemon raises its
 //! soft limit towards the hard one when its sessions need it, and says so;
-//! it never lowers anything.
+//! it never lowers anything. Sessions that still do not fit are not
+//! started, at start or at `reload` ([`admit`]): a daemon whose sessions
+//! took every descriptor could no longer answer its control socket, and
+//! its sessions would loop on `Too many open files`.
 
 /// Descriptors for everything but sessions: the control socket and its
 /// clients, the log, the runtime's own.
@@ -35,10 +38,58 @@ pub fn ensure_open_files(sessions: usize) -> FdLimit {
         }
         FdLimit::Short(limit, needed) => log::warn!(
             "the open-file limit is {limit}, below the {needed} that {sessions} sessions need; \
-             connections beyond it will fail: raise LimitNOFILE (systemd) or `ulimit -n`"
+             sessions beyond {} are not started: raise LimitNOFILE (systemd) or `ulimit -n`",
+            limit.saturating_sub(RESERVE)
         ),
     }
     outcome
+}
+
+/// How many new sessions may start.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Admission {
+    /// The first this many of the new sessions may start.
+    pub admitted: usize,
+    /// Why the rest may not, when there is a rest.
+    pub why_not: Option<String>,
+}
+
+/// Room for `new` sessions next to `running` ones: the soft limit is
+/// raised first when it must be; the sessions beyond what it allows are
+/// refused (`admitted` < `new`), each still keeping [`RESERVE`]
+/// descriptors for the control socket and the daemon's own.
+pub fn admit(running: usize, new: usize) -> Admission {
+    admission(ensure_open_files(running + new), running, new)
+}
+
+fn admission(outcome: FdLimit, running: usize, new: usize) -> Admission {
+    let FdLimit::Short(limit, _) = outcome else {
+        return Admission {
+            admitted: new,
+            why_not: None,
+        };
+    };
+    let room = usize::try_from(limit.saturating_sub(RESERVE)).unwrap_or(usize::MAX);
+    let admitted = room.saturating_sub(running).min(new);
+    Admission {
+        admitted,
+        why_not: (admitted < new).then(|| {
+            format!(
+                "the open-file limit is {limit}: room for {room} sessions with {RESERVE} descriptors kept \
+                 for the control socket; raise LimitNOFILE (systemd) or `ulimit -n`"
+            )
+        }),
+    }
+}
+
+/// Up to `max` names and a count of the rest, for a log line.
+pub fn some_names<'a>(names: impl ExactSizeIterator<Item = &'a str>, max: usize) -> String {
+    let total = names.len();
+    let shown: Vec<&str> = names.take(max).collect();
+    match total - shown.len() {
+        0 => shown.join(","),
+        rest => format!("{} and {rest} more", shown.join(",")),
+    }
 }
 
 fn raise_to(needed: u64) -> FdLimit {
@@ -69,6 +120,34 @@ mod tests {
     #[test]
     fn a_limit_that_is_enough_is_left_alone() {
         assert_eq!(raise_to(1), FdLimit::Enough);
+    }
+
+    #[test]
+    fn sessions_beyond_the_limit_less_the_reserve_are_refused() {
+        let short = |limit| FdLimit::Short(limit, 0);
+        assert_eq!(admission(short(300), 1, 100).admitted, 43);
+        assert!(admission(short(300), 1, 100)
+            .why_not
+            .unwrap()
+            .contains("room for 44 sessions"));
+        assert_eq!(admission(short(300), 50, 10).admitted, 0);
+        assert_eq!(
+            admission(short(300), 0, 44),
+            Admission {
+                admitted: 44,
+                why_not: None
+            }
+        );
+        assert_eq!(admission(short(100), 0, 5).admitted, 0);
+        assert_eq!(admission(FdLimit::Raised(1024, 4096), 0, 3000).admitted, 3000);
+        assert_eq!(admission(FdLimit::Enough, 7, 3).admitted, 3);
+    }
+
+    #[test]
+    fn long_name_lists_are_cut() {
+        let names = ["a", "b", "c", "d"];
+        assert_eq!(some_names(names.iter().copied(), 2), "a,b and 2 more");
+        assert_eq!(some_names(names.iter().copied(), 4), "a,b,c,d");
     }
 
     #[test]

@@ -29,6 +29,18 @@ pub fn init(level: LevelFilter) {
     let _ = builder.try_init();
 }
 
+/// Print an error that stops the daemon before the logger exists (a
+/// config that does not load): at error priority under systemd, so that
+/// `journalctl -p err` shows why the start failed; as the bare line
+/// elsewhere, the same `file:line:col: message` as `wsvisor check`.
+pub fn startup_error(message: &str) {
+    if stderr_is_journal() {
+        eprintln!("<{}>{message}", syslog_priority(Level::Error));
+    } else {
+        eprintln!("{message}");
+    }
+}
+
 /// sd-daemon(3) priorities.
 fn syslog_priority(level: Level) -> u8 {
     match level {

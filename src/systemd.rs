@@ -8,8 +8,9 @@
 use std::time::Duration;
 
 use sd_notify::NotifyState;
-use wsvisor_actors::messages::{CountStates, ProbeTree};
-use wsvisor_actors::state::SessionState;
+use wsvisor_actors::logsafe;
+use wsvisor_actors::messages::{CountStates, ListSessions, ProbeTree};
+use wsvisor_actors::state::{SessionState, SessionSummary};
 use wsvisor_actors::Tree;
 
 fn notify(states: &[NotifyState]) {
@@ -41,10 +42,48 @@ pub fn stopping() {
     notify(&[NotifyState::Stopping]);
 }
 
-/// `3/3 sessions ready`, from the Monitor.
+/// Sessions waiting on activation named in `STATUS=`; more are counted.
+const STATUS_CODES_SHOWN: usize = 3;
+
+/// `3/3 sessions ready`, from the Monitor; with the codes of sessions
+/// waiting on activation: `2/3 sessions ready; kitchen: enter code 123456
+/// in the server's console`, so `systemctl status` says what to do.
 pub async fn session_status(tree: &Tree) -> String {
     let counts = tree.monitor.send(CountStates).await.unwrap_or_default();
-    format!("{}/{} sessions ready", counts.of(SessionState::Ready), counts.total())
+    let mut status = format!("{}/{} sessions ready", counts.of(SessionState::Ready), counts.total());
+    // The summaries are read only when someone waits on activation.
+    if counts.of(SessionState::Activating) > 0 {
+        let sessions = tree.monitor.send(ListSessions).await.unwrap_or_default();
+        status.push_str(&activation_status(&sessions));
+    }
+    status
+}
+
+/// `; kitchen: enter code 123456 in the server's console`, one per
+/// activating session (the first few). The code is the server's choice:
+/// escaped, so it cannot end the `STATUS=` line or forge another.
+fn activation_status(sessions: &[SessionSummary]) -> String {
+    let waiting: Vec<String> = sessions
+        .iter()
+        .filter(|s| s.state == SessionState::Activating)
+        .filter_map(|s| {
+            let code = s.activation_code.as_deref()?;
+            Some(format!(
+                "{}: enter code {} in the server's console",
+                s.name,
+                logsafe::value(code)
+            ))
+        })
+        .collect();
+    let mut text: String = waiting
+        .iter()
+        .take(STATUS_CODES_SHOWN)
+        .map(|line| format!("; {line}"))
+        .collect();
+    if waiting.len() > STATUS_CODES_SHOWN {
+        text.push_str(&format!("; {} more activating", waiting.len() - STATUS_CODES_SHOWN));
+    }
+    text
 }
 
 /// Pat the watchdog every half `period`, each time only after the whole
@@ -82,4 +121,52 @@ pub fn spawn_watchdog(tree: Tree, period: Duration) {
 /// The watchdog period systemd asked for, if any.
 pub fn watchdog_period() -> Option<Duration> {
     sd_notify::watchdog_enabled()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use super::*;
+
+    fn session(name: &str, state: SessionState, code: Option<&str>) -> SessionSummary {
+        SessionSummary {
+            name: name.into(),
+            state,
+            session_id: None,
+            url: None,
+            attempt: 0,
+            max_attempts: 10,
+            since: SystemTime::now(),
+            next_retry_in: None,
+            last_close: None,
+            rtt: None,
+            queued: 0,
+            activation_code: code.map(str::to_owned),
+            ota: None,
+            counters: Default::default(),
+        }
+    }
+
+    #[test]
+    fn activating_sessions_show_their_codes_safely() {
+        let sessions = [
+            session("attic", SessionState::Ready, None),
+            session("kitchen", SessionState::Activating, Some("123456")),
+            session("porch", SessionState::Activating, Some("1\nREADY=1")),
+        ];
+        assert_eq!(
+            activation_status(&sessions),
+            "; kitchen: enter code 123456 in the server's console; porch: enter code \"1\\nREADY=1\" in the server's console"
+        );
+        let many: Vec<_> = (0..5)
+            .map(|i| session(&format!("s{i}"), SessionState::Activating, Some("1")))
+            .collect();
+        let text = activation_status(&many);
+        assert!(
+            text.ends_with("; s2: enter code 1 in the server's console; 2 more activating"),
+            "{text}"
+        );
+        assert_eq!(activation_status(&sessions[..1]), "");
+    }
 }

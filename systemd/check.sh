@@ -4,7 +4,8 @@
 #  - its offline security exposure at most 2.0,
 #  - systemd-sysusers must accept wsvisor.sysusers (into a scratch root),
 #  - the shell scripts must parse.
-# Needs a built target/debug/wsvisor (builds it when missing).
+# Needs a built target/debug/wsvisor (builds it when missing) that has
+# `wsvisor man`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,7 +19,12 @@ trap 'rm -rf "$scratch"' EXIT
 # verify wants the ExecStart/ExecReload binary to exist: check a copy that
 # points at the one just built; every key and value is checked all the same.
 sed "s#/usr/bin/wsvisor#$binary#g" "$unit" > "$scratch/wsvisor.service"
-if ! out=$(systemd-analyze verify "$scratch/wsvisor.service" 2>&1) || [ -n "$out" ]; then
+# verify also looks up the unit's Documentation= man pages: wsvisor(1) is
+# generated from the CLI, as the package does (a trailing colon in MANPATH
+# keeps the system's pages, such as systemd.exec(5)).
+mkdir -p "$scratch/man/man1"
+"$binary" man --dir "$scratch/man/man1"
+if ! out=$(MANPATH="$scratch/man:" systemd-analyze verify "$scratch/wsvisor.service" 2>&1) || [ -n "$out" ]; then
     echo "systemd-analyze verify $unit is not clean:"
     echo "$out"
     exit 1

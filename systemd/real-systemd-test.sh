@@ -514,7 +514,11 @@ check_install_sh() {
 in_machine systemd-run --quiet --unit=loopback-serve --property=StandardOutput=file:/run/loopback.url \
     /mnt/wsvisor-test/serve
 server_url=""
-read_url() { server_url=$(in_machine cat /run/loopback.url 2>/dev/null | head -1); [ -n "$server_url" ]; }
+# serve prints TOML lines (`url = "ws://…"`, `ota_url = "…"`).
+read_url() {
+    server_url=$(in_machine cat /run/loopback.url 2>/dev/null | sed -n 's/^url = "\(.*\)"$/\1/p' | head -1)
+    [ -n "$server_url" ]
+}
 wait_until 15 read_url || { echo "real-systemd-test: the loopback server printed no URL" >&2; exit 1; }
 log "loopback server: $server_url"
 

@@ -362,14 +362,43 @@ fn socket_from_env_and_from_config() {
 }
 
 #[test]
-fn config_that_does_not_load_exits_2() {
+fn a_config_the_daemon_would_refuse_still_gives_ctl_its_socket() {
     let dir = Scratch::new("badconfig");
+    let line = r#"{"id":{id},"ok":true,"result":{"version":"0.1.0","pid":7}}"#;
+    let daemon = FakeDaemon::start(dir.path("s.sock"), vec![answer(line)]);
     let config = dir.path("config.toml");
-    std::fs::write(&config, "[daemon]\nsocket = 1\n").unwrap();
+    // An unknown key and a token file that is not there: the daemon's
+    // business, not ctl's.
+    std::fs::write(
+        &config,
+        format!(
+            "[daemon]\ncontrol_socket = {:?}\nsocket = 1\n[[session]]\nname = \"k\"\n\
+             token_file = \"/nonexistent/k.token\"\n",
+            sock(&daemon.socket)
+        ),
+    )
+    .unwrap();
     let run = ctl(&["--config", sock(&config), "ping"], &[], "");
-    assert_eq!(run.code, 2);
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (0, "wsvisor 0.1.0 (pid 7) is alive\n"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.stderr, "");
+    daemon.requests();
+}
+
+#[test]
+fn a_config_that_cannot_be_read_is_said_and_the_default_socket_tried() {
+    let dir = Scratch::new("noconfig");
+    let config = dir.path("absent.toml");
+    let run = ctl(&["--config", sock(&config), "ping"], &[], "");
     assert!(
-        run.stderr.starts_with(&format!("{}:2:1: ", config.display())),
+        run.stderr.starts_with(&format!(
+            "wsvisor ctl: cannot read control_socket from {} (no such file); trying ",
+            config.display()
+        )),
         "{}",
         run.stderr
     );

@@ -14,7 +14,7 @@ use support::ota::OtaEndpoint;
 use support::{settings, start};
 use wsvisor_actors::events::{DropReason, Event};
 use wsvisor_actors::loss::Cause;
-use wsvisor_actors::messages::{AddSession, GetSession, RemoveSession, SendOutcome, SendText};
+use wsvisor_actors::messages::{AddSession, GetSession, RemoveSession, SendAudio, SendOutcome, SendText};
 use wsvisor_actors::settings::{Credential, OtaSettings, SessionSettings};
 use wsvisor_actors::state::SessionState;
 use wsvisor_loopback::{Fault, Server, ServerOptions};
@@ -218,8 +218,21 @@ async fn removed_and_added_back_while_the_old_connection_closes() {
     let session = settings("kitchen", &server.url());
     let (tree, mut watcher) = start(session.clone()).await;
     watcher.wait_state(SessionState::Ready, LIMIT).await;
-    // The server stops answering: our Close will never be echoed.
-    server.inject(Fault::Silence);
+    // The server stops reading and our outbound buffer fills: the Close of
+    // the removal cannot go out, so the old connection lingers.
+    server.inject(Fault::StopReading);
+    let mut filled = false;
+    for _ in 0..200 {
+        let audio = SendAudio {
+            session: "kitchen".into(),
+            data: vec![0u8; 700 * 1024].into(),
+        };
+        if tree.supervisor.send(audio).await.unwrap().is_err() {
+            filled = true;
+            break;
+        }
+    }
+    assert!(filled, "the outbound buffer never filled");
     tree.supervisor
         .send(RemoveSession("kitchen".into()))
         .await
@@ -237,4 +250,93 @@ async fn removed_and_added_back_while_the_old_connection_closes() {
     assert!(update.session_id.is_some());
     let summary = tree.monitor.send(GetSession("kitchen".into())).await.unwrap();
     assert_eq!(summary.map(|s| s.state), Some(SessionState::Ready), "present and ready");
+}
+
+#[test]
+fn reload_removes_and_adds_back_a_session_whose_old_connection_still_closes() {
+    // (The actor-level race is `removed_and_added_back_while_the_old_connection_closes`.)
+    use support::process::{config_toml, control, socket_of, wait_sessions, Daemon, Scratch};
+    use wsvisor::protocol::{Command, ReloadSummary};
+
+    let server = Server::start(ServerOptions::default()).unwrap();
+    let scratch = Scratch::new("reload-readd");
+    let both = config_toml(&scratch, "", &[("s1", &server.url()), ("s2", &server.url())]);
+    let only_s1 = config_toml(&scratch, "", &[("s1", &server.url())]);
+    let config = scratch.write("config.toml", &both);
+    let daemon = Daemon::run(&config, &scratch.path("daemon.log"));
+    let mut control = control(&socket_of(&scratch));
+    wait_sessions(&mut control, "both ready", |s| {
+        s.len() == 2 && s.iter().all(|s| s.state == SessionState::Ready)
+    });
+    // s2's server stops reading, and s2 has written until its socket and
+    // its outbound budget are full: the Close of its removal cannot go out,
+    // so the old connection lingers (up to its close grace) while s2 is
+    // added back.
+    server.inject_for("dev-s2", Fault::StopReading);
+    let frame = vec![0u8; 700 * 1024];
+    let filled = (0..200).any(|_| {
+        let audio = Command::Audio {
+            session: "s2".into(),
+            data: frame.clone(),
+        };
+        control.call(&audio).unwrap().outcome.is_err()
+    });
+    assert!(filled, "s2's outbound buffer never filled");
+    std::fs::write(&config, only_s1).unwrap();
+    let removed: ReloadSummary = control.result(&Command::Reload).unwrap();
+    assert_eq!(removed.removed, ["s2"]);
+    std::fs::write(&config, both).unwrap();
+    let added: ReloadSummary = control.result(&Command::Reload).unwrap();
+    assert_eq!(added.added, ["s2"], "{added:?}");
+    assert!(added.failed.is_empty(), "{added:?}");
+    let sessions = wait_sessions(&mut control, "s2 back and ready", |s| {
+        s.iter().any(|s| s.name == "s2" && s.state == SessionState::Ready)
+    });
+    assert_eq!(sessions.len(), 2);
+    // And the running config knows it: the next reload leaves it alone.
+    let again: ReloadSummary = control.result(&Command::Reload).unwrap();
+    assert_eq!((again.unchanged, again.added.len()), (2, 0), "{again:?}");
+    daemon.stop();
+}
+
+#[actix_rt::test]
+async fn upgrades_in_flight_are_capped_against_a_server_slow_to_answer_them() {
+    use std::net::TcpListener;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use wsvisor_actors::connection::UPGRADES_IN_FLIGHT;
+
+    // A server that takes connections and never answers an upgrade.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("ws://{}/xiaozhi/v1/", listener.local_addr().unwrap());
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            counter.fetch_add(1, Ordering::SeqCst);
+            held.push(stream);
+        }
+    });
+    let tree = wsvisor_actors::start_tree(Default::default());
+    for n in 0..(UPGRADES_IN_FLIGHT + 36) {
+        let mut session = settings(&format!("s{n}"), &url);
+        session.connect_timeout = Duration::from_secs(30);
+        tree.supervisor.send(AddSession(session)).await.unwrap().unwrap();
+    }
+    let deadline = Instant::now() + LIMIT;
+    while accepted.load(Ordering::SeqCst) < UPGRADES_IN_FLIGHT {
+        assert!(
+            Instant::now() < deadline,
+            "only {} upgrades started",
+            accepted.load(Ordering::SeqCst)
+        );
+        actix_rt::time::sleep(Duration::from_millis(10)).await;
+    }
+    actix_rt::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        UPGRADES_IN_FLIGHT,
+        "the rest wait for a turn instead of piling up"
+    );
 }

@@ -13,6 +13,7 @@
 //! This crate knows nothing of CLI flags, config files or socket paths.
 #![deny(missing_docs)]
 
+pub mod activation;
 pub mod census;
 pub mod client;
 pub mod connection;

@@ -4,6 +4,8 @@
 use serde::{Deserialize, Serialize};
 use strum::{Display, EnumCount, EnumString, IntoStaticStr, VariantArray};
 
+use crate::ota::ActivationAsk;
+
 /// Why a connection ended. The names are the contract's `cause` values;
 /// the variant order is the order metrics list them in.
 #[derive(
@@ -85,8 +87,10 @@ pub struct LossReport {
     pub status: Option<u16>,
     /// Human-readable detail (close reason, I/O error text). Never a token.
     pub reason: String,
-    /// With `ActivationRequired`: the code to enter in the server's console.
-    pub activation_code: Option<String>,
+    /// With `ActivationRequired`: the OTA endpoint's `activation` section
+    /// (the code to enter in the server's console, the challenge to sign);
+    /// boxed, since most reports have none.
+    pub activation: Option<Box<ActivationAsk>>,
 }
 
 impl LossReport {
@@ -97,7 +101,7 @@ impl LossReport {
             code: None,
             status: None,
             reason: reason.into(),
-            activation_code: None,
+            activation: None,
         }
     }
 

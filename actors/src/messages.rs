@@ -6,7 +6,7 @@
 //!                                 ▲  │ start/close/write
 //!              ConnectionPhase,   │  ▼
 //!              ConnectionEnded ── Connection ◄── SendPing/PeerDead ── Heartbeat
-//!                                 │  FrameArrived ──────────────────►
+//!                                 │  (life stamped in a shared LineLife, no message per frame)
 //!   Monitor ◄── Publish*/Record* ─┘ (and from the Supervisor)
 //! ```
 
@@ -22,7 +22,7 @@ use crate::connection::{WriteBinaryRefused, WriteTextRefused};
 use crate::events::DropReason;
 use crate::loss::LossReport;
 use crate::mcp::{AnswerError, Offer, OfferError, ProviderId, SessionTools, ToolInfo, ToolOutcome, ToolSpec};
-use crate::ota::Discovered;
+use crate::ota::{Discovered, Offered};
 use crate::settings::{Keep, ReconnectSettings, SessionSettings};
 use crate::state::{SessionState, SessionSummary, StateUpdate};
 use crate::subscription::{SubscriberLimits, Subscription};
@@ -162,6 +162,8 @@ pub struct ConnectionPhase {
 /// Steps of a connection that the Supervisor cares about.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Phase {
+    /// The OTA endpoint answered, with these sections (whatever follows).
+    Offered(Offered),
     /// The OTA endpoint answered with a URL and token.
     Discovered(Discovered),
     /// Upgraded; hello sent.
@@ -215,10 +217,10 @@ pub struct WriteBinary(pub Bytes);
 
 // ─────────────────────── Heartbeat ⇄ Connection ───────────────────────
 
-/// Something arrived on the connection: the peer is alive.
+/// The first frame after our Ping arrived: the line answered.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct FrameArrived;
+pub struct LineAnswered;
 
 /// The line was quiet for `ping_interval`: send a Ping.
 #[derive(Message)]
@@ -340,6 +342,16 @@ pub struct UnregisterSession(pub String);
 #[rtype(result = "()")]
 pub struct PublishState(pub StateUpdate);
 
+/// The OTA endpoint's latest answer offered these sections.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RecordOta {
+    /// Session name.
+    pub session: String,
+    /// What it offered.
+    pub offered: Offered,
+}
+
 /// The server sent a JSON message.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -439,6 +451,9 @@ pub struct Subscribe {
     pub sessions: Option<HashSet<String>>,
     /// What may wait for the subscriber, and for how long it may stay behind.
     pub limits: SubscriberLimits,
+    /// Only state changes (and lag notices): what the daemon itself watches,
+    /// never held up by server messages.
+    pub states_only: bool,
 }
 
 // ───────────────────────────────── MCP ─────────────────────────────────

@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use crate::events::{Event, SharedEvent};
 use crate::messages::{
     CountStates, GetSession, ListSessions, Probe, PublishAudio, PublishDropped, PublishMessage, PublishState,
-    RecordQueued, RecordRtt, RegisterSession, StateCounts, Subscribe, UnregisterSession,
+    RecordOta, RecordQueued, RecordRtt, RegisterSession, StateCounts, Subscribe, UnregisterSession,
 };
 use crate::state::{LastClose, SessionCounters, SessionState, SessionSummary};
 use crate::subscription::{self, Offer, Subscriber};
@@ -33,11 +33,15 @@ struct SessionRecord {
 struct Interest {
     id: u64,
     sessions: Option<HashSet<String>>,
+    states_only: bool,
     subscriber: Subscriber,
 }
 
 impl Interest {
     fn wants(&self, event: &Event) -> bool {
+        if self.states_only && !matches!(event, Event::State(_)) {
+            return false;
+        }
         match (&self.sessions, event.session()) {
             (Some(names), Some(session)) => names.contains(session),
             _ => true,
@@ -139,6 +143,7 @@ impl Handler<RegisterSession> for Monitor {
                     rtt: None,
                     queued: 0,
                     activation_code: None,
+                    ota: None,
                     counters: SessionCounters::default(),
                 },
                 retry_at: None,
@@ -243,6 +248,16 @@ impl Handler<PublishDropped> for Monitor {
     }
 }
 
+impl Handler<RecordOta> for Monitor {
+    type Result = ();
+
+    fn handle(&mut self, msg: RecordOta, _: &mut Context<Self>) {
+        if let Some(record) = self.records.get_mut(&msg.session) {
+            record.summary.ota = Some(msg.offered);
+        }
+    }
+}
+
 impl Handler<RecordRtt> for Monitor {
     type Result = ();
 
@@ -300,6 +315,7 @@ impl Handler<Subscribe> for Monitor {
         self.subscribers.push(Interest {
             id: self.next_subscriber,
             sessions: msg.sessions,
+            states_only: msg.states_only,
             subscriber,
         });
         MessageResult(subscription)
@@ -331,6 +347,7 @@ mod tests {
                     events: 2,
                     ..SubscriberLimits::default()
                 },
+                states_only: false,
             })
             .await
             .unwrap();

@@ -31,6 +31,9 @@ pub struct SessionSettings {
     pub client_id: String,
     /// Sent as the `Protocol-Version` header.
     pub protocol_version: u32,
+    /// Activation v2 (the official cloud's HMAC challenge): the device's
+    /// serial number and key, and the pace of its confirmations.
+    pub activation: ActivationSettings,
     /// Start this session when the daemon starts.
     pub autostart: bool,
     /// Announced in the client hello.
@@ -58,6 +61,85 @@ pub struct SessionSettings {
 pub struct OtaSettings {
     /// The endpoint's URL, `http://` or `https://`.
     pub url: String,
+}
+
+/// What activation v2 needs besides the ids: the serial number and HMAC
+/// key of the device (`None`: a v1 device, which only asks the OTA endpoint
+/// again until it is bound), and how often `/activate` is asked.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ActivationSettings {
+    /// The serial number and key; sent as `Activation-Version: 2`.
+    pub key: Option<ActivationKey>,
+    /// Waits between confirmations.
+    pub pace: ActivationPace,
+}
+
+/// A v2 device's serial number and HMAC key. `Debug` never shows the key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ActivationKey {
+    /// Sent as the `Serial-Number` header and in `/activate`.
+    pub serial_number: String,
+    /// Signs the server's challenge; registered with the server as
+    /// `application.elf_sha256` of the OTA request (py-xiaozhi's convention).
+    pub hmac_key: HmacKey,
+}
+
+impl fmt::Debug for ActivationKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ActivationKey")
+            .field("serial_number", &self.serial_number)
+            .field("hmac_key", &self.hmac_key)
+            .finish()
+    }
+}
+
+/// An HMAC key as text (64 lowercase hex characters when wsvisor made it).
+/// Its bytes key the MAC as they are, not hex-decoded, as py-xiaozhi does.
+/// `Debug` and `Display` never show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HmacKey(String);
+
+impl HmacKey {
+    /// Wraps a key.
+    pub fn new(key: impl Into<String>) -> Self {
+        HmacKey(key.into())
+    }
+
+    /// The key itself: for the OTA request's `application.elf_sha256` and
+    /// for signing only, never for a log line.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for HmacKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HmacKey(<redacted>)")
+    }
+}
+
+/// How often a v2 device asks `/activate` while the user has not entered
+/// its code, as the firmware does (`application.cc`): 3 s after a 202,
+/// 10 s after anything else, the OTA endpoint asked again after 10 tries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ActivationPace {
+    /// Wait after a 202 (not entered yet).
+    pub after_pending: Duration,
+    /// Wait after an error (unreachable, 5xx, nonsense).
+    pub after_error: Duration,
+    /// Confirmations per code before the OTA endpoint is asked again
+    /// (sooner when the code's `timeout_ms` runs out).
+    pub polls_per_round: u32,
+}
+
+impl Default for ActivationPace {
+    fn default() -> Self {
+        ActivationPace {
+            after_pending: Duration::from_secs(3),
+            after_error: Duration::from_secs(10),
+            polls_per_round: 10,
+        }
+    }
 }
 
 /// Certificate checks for `wss://` (and an `https://` OTA endpoint).

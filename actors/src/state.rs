@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use strum::{Display, EnumCount, EnumString, IntoStaticStr, VariantArray};
 
 use crate::loss::{Cause, LossReport};
+use crate::ota::Offered;
 use crate::traffic::TrafficSnapshot;
 
 /// Where a session is in its life (CONTRACT §3 names); the variant order
@@ -145,6 +146,8 @@ pub struct SessionSummary {
     pub queued: usize,
     /// In `activating`: the code to enter in the server's console.
     pub activation_code: Option<String>,
+    /// What the OTA endpoint's latest answer offered (with `ota_url`).
+    pub ota: Option<Offered>,
     /// Totals since start.
     pub counters: SessionCounters,
 }

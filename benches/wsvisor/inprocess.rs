@@ -96,6 +96,7 @@ async fn subscribe(tree: &Tree, capacity: usize) -> Subscription {
                 bytes: 1 << 30,
                 lag_limit: Duration::from_secs(3600),
             },
+            states_only: false,
         })
         .await
         .expect("monitor")

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use toml::{Spanned, Value};
 
+use super::access;
 use super::position::{ConfigError, Source};
 use super::raw::RawDaemon;
 use super::value::{self, At};
@@ -23,9 +24,12 @@ impl Default for DaemonConfig {
             control_socket: PathBuf::from(DEFAULT_CONTROL_SOCKET),
             socket_mode: DEFAULT_SOCKET_MODE,
             allowed_uids: Vec::new(),
+            allowed_groups: Vec::new(),
+            metrics_listen: None,
             log_level: log::LevelFilter::Info,
             on_give_up: OnGiveUp::Park,
             subscriber_buffer: DEFAULT_SUBSCRIBER_BUFFER,
+            state_dir: None,
         }
     }
 }
@@ -61,6 +65,17 @@ pub(super) fn build(src: &Source, raw: Option<&RawDaemon>, base_dir: &Path) -> R
             .map(|uid| value::integer(src, "allowed_uids", uid, 0, u32::MAX.into()).map(|n| n.value as u32))
             .collect::<Result<_, _>>()?;
     }
+    if let Some(list) = &raw.allowed_groups {
+        daemon.allowed_groups = list
+            .get_ref()
+            .0
+            .iter()
+            .map(|group| access::group(src, group))
+            .collect::<Result<_, _>>()?;
+    }
+    if let Some(v) = &raw.metrics_listen {
+        daemon.metrics_listen = Some(access::listen_address(src, v)?);
+    }
     if let Some(v) = &raw.log_level {
         use log::LevelFilter::*;
         let levels = [
@@ -79,6 +94,10 @@ pub(super) fn build(src: &Source, raw: Option<&RawDaemon>, base_dir: &Path) -> R
     }
     if let Some(v) = &raw.subscriber_buffer {
         daemon.subscriber_buffer = value::byte_size(src, "subscriber_buffer", v, 64 << 10, 1 << 30)?.value;
+    }
+    if let Some(v) = &raw.state_dir {
+        let dir = value::plain_string(src, "state_dir", v)?;
+        daemon.state_dir = Some(base_dir.join(&dir.value));
     }
     Ok(daemon)
 }

@@ -14,11 +14,13 @@
 //! - `files`: the look at `token_file` and `ca_file` done at load time;
 //! - `position`: byte offsets to line:col, and [`ConfigError`].
 
+mod access;
 mod daemon;
 mod files;
 mod position;
 mod raw;
 mod session;
+mod socket_only;
 mod tools;
 mod tunables;
 mod value;
@@ -31,7 +33,9 @@ use std::path::{Path, PathBuf};
 
 use wsvisor_actors::settings::SessionSettings;
 
+pub use access::GroupRef;
 pub use position::ConfigError;
+pub use socket_only::control_socket_of;
 
 use position::Source;
 use raw::RawConfig;
@@ -55,6 +59,8 @@ pub struct Config {
     pub daemon: DaemonConfig,
     /// One per `[[session]]`, in file order, `[defaults]` and built-ins applied.
     pub sessions: Vec<SessionSettings>,
+    /// The sessions whose identity comes from the state directory, in file order.
+    pub identities: Vec<IdentityNeed>,
     /// Problems that do not stop the daemon but deserve a log line, such as
     /// a token file other users can read. Each starts with `session=NAME`
     /// when it concerns a session. Never contains a token.
@@ -78,12 +84,36 @@ pub struct DaemonConfig {
     pub socket_mode: u32,
     /// Peers allowed on the control socket besides root and the daemon's own uid.
     pub allowed_uids: Vec<u32>,
+    /// Groups whose members (primary or supplementary) may use the control
+    /// socket; names are resolved when the daemon starts.
+    pub allowed_groups: Vec<GroupRef>,
+    /// Where to serve Prometheus `/metrics` and `/healthz` over HTTP, if anywhere.
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// Log level when `RUST_LOG` is not set.
     pub log_level: log::LevelFilter,
     /// What to do once every session has given up.
     pub on_give_up: OnGiveUp,
     /// Bytes of events that may wait for one subscriber of the control socket.
     pub subscriber_buffer: usize,
+    /// Where device identities are kept (`identity/NAME.json`); `None`:
+    /// `$STATE_DIRECTORY`, else `/var/lib/wsvisor` (see `crate::identity`).
+    /// Relative paths are resolved against the config file's directory.
+    pub state_dir: Option<PathBuf>,
+}
+
+/// A session that does not name both `device_id` and `client_id`: its
+/// identity comes from the state directory. Until `crate::identity::settle`
+/// has run, its settings hold `""` for each id the config does not name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdentityNeed {
+    /// The session.
+    pub session: String,
+    /// `device_id` is in the config (it wins over the file's).
+    pub device_id_configured: bool,
+    /// `client_id` is in the config (it wins over the file's).
+    pub client_id_configured: bool,
+    /// The identity file, once settled.
+    pub file: Option<PathBuf>,
 }
 
 /// What the daemon does when every session is `failed`.
@@ -146,11 +176,22 @@ pub fn parse(path_for_messages: &Path, text: &str) -> Result<Config, ConfigError
     defaults.finish(&src, &(0..0))?;
 
     let mut sessions = Vec::new();
+    let mut identities = Vec::new();
     let mut warnings = Vec::new();
     let mut seen: HashMap<String, usize> = HashMap::new();
     for (i, raw_session) in raw.session.map(|l| l.0).unwrap_or_default().iter().enumerate() {
         let settings = session::build(&src, raw_session, i + 1, &seen, &defaults, base_dir, &mut warnings)?;
         seen.insert(settings.name.clone(), raw_session.span().start);
+        let (device_id_configured, client_id_configured) =
+            (!settings.device_id.is_empty(), !settings.client_id.is_empty());
+        if !(device_id_configured && client_id_configured) {
+            identities.push(IdentityNeed {
+                session: settings.name.clone(),
+                device_id_configured,
+                client_id_configured,
+                file: None,
+            });
+        }
         sessions.push(settings);
     }
     tools::attach(&src, raw.tool.as_ref(), &mut sessions, base_dir, &mut warnings)?;
@@ -159,6 +200,7 @@ pub fn parse(path_for_messages: &Path, text: &str) -> Result<Config, ConfigError
         path: path_for_messages.to_path_buf(),
         daemon,
         sessions,
+        identities,
         warnings,
     })
 }

@@ -36,9 +36,12 @@ pub(super) struct RawDaemon {
     pub control_socket: Leaf,
     pub socket_mode: Leaf,
     pub allowed_uids: Option<Spanned<UidList>>,
+    pub allowed_groups: Option<Spanned<GroupList>>,
+    pub metrics_listen: Leaf,
     pub log_level: Leaf,
     pub on_give_up: Leaf,
     pub subscriber_buffer: Leaf,
+    pub state_dir: Leaf,
 }
 
 /// The elements of `allowed_uids`, each with its own position.
@@ -62,6 +65,30 @@ impl<'de> Deserialize<'de> for UidList {
             }
         }
         deserializer.deserialize_seq(UidVisitor)
+    }
+}
+
+/// The elements of `allowed_groups` (names or gids), each with its own position.
+#[derive(Debug, Default)]
+pub(super) struct GroupList(pub Vec<Spanned<toml::Value>>);
+
+impl<'de> Deserialize<'de> for GroupList {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct GroupVisitor;
+        impl<'de> Visitor<'de> for GroupVisitor {
+            type Value = GroupList;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an array of group names or gids such as [\"wsvisor\", 1000]")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<GroupList, A::Error> {
+                let mut groups = Vec::new();
+                while let Some(group) = seq.next_element()? {
+                    groups.push(group);
+                }
+                Ok(GroupList(groups))
+            }
+        }
+        deserializer.deserialize_seq(GroupVisitor)
     }
 }
 

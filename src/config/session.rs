@@ -125,23 +125,15 @@ pub(super) fn build(
         }
     };
 
+    // Absent ids come from the state directory (`crate::identity`); `""`
+    // until then, which `plain_string` never lets a configured one be.
     let device_id = match &s.device_id {
         Some(v) => value::plain_string(src, "device_id", v)?.value,
-        None => {
-            return Err(missing(
-                "device_id",
-                " (the Device-Id header, such as \"aa:bb:cc:dd:ee:ff\")",
-            ))
-        }
+        None => String::new(),
     };
     let client_id = match &s.client_id {
         Some(v) => value::plain_string(src, "client_id", v)?.value,
-        None => {
-            return Err(missing(
-                "client_id",
-                " (the Client-Id header, a UUID such as \"6f1c0b8e-0000-4000-8000-000000000001\")",
-            ))
-        }
+        None => String::new(),
     };
     let protocol_version = match &s.protocol_version {
         Some(v) => value::integer(src, "protocol_version", v, PROTOCOL_VERSIONS.0, PROTOCOL_VERSIONS.1)?.value as u32,
@@ -163,6 +155,7 @@ pub(super) fn build(
         device_id,
         client_id,
         protocol_version,
+        activation: Default::default(),
         autostart,
         audio_params: tunables.audio_params,
         liveness: tunables.liveness,

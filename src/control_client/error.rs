@@ -20,6 +20,17 @@ pub enum ClientError {
         #[source]
         source: io::Error,
     },
+    /// The process listening on the socket is not one a daemon could be
+    /// (not root, not us, not the owner of the socket's private directory).
+    #[error("not talking to {}: {why}", path.display())]
+    Untrusted {
+        /// The socket.
+        path: PathBuf,
+        /// The listener's uid, as the kernel tells.
+        uid: u32,
+        /// Why it is not trusted.
+        why: String,
+    },
     /// Connected, but the connection ended or stayed silent before the first answer.
     #[error("the daemon on {} {why}", path.display())]
     NoAnswer {
@@ -69,10 +80,14 @@ pub enum ClientError {
 }
 
 impl ClientError {
-    /// True when no daemon could be reached or none answered at all: `ctl`
-    /// exits 3 for these, and 1 for the rest.
+    /// True when no daemon could be reached, none answered at all, or the
+    /// listener is not one we trust: `ctl` exits 3 for these, and 1 for
+    /// the rest.
     pub fn daemon_unreachable(&self) -> bool {
-        matches!(self, ClientError::Unreachable { .. } | ClientError::NoAnswer { .. })
+        matches!(
+            self,
+            ClientError::Unreachable { .. } | ClientError::NoAnswer { .. } | ClientError::Untrusted { .. }
+        )
     }
 }
 

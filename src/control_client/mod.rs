@@ -13,6 +13,7 @@
 
 pub mod blocking;
 mod error;
+mod listener;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -65,7 +66,9 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects to `path`.
+    /// Connects to `path`, and makes sure the listener is root, ourselves
+    /// or the daemon's user (the owner of the socket's private directory)
+    /// before anything is sent: [`ClientError::Untrusted`] otherwise.
     pub async fn connect(path: &Path) -> Result<Client, ClientError> {
         let stream = UnixStream::connect(path)
             .await
@@ -73,6 +76,15 @@ impl Client {
                 path: path.to_path_buf(),
                 source,
             })?;
+        let listener_uid = stream.peer_cred().map_err(|source| ClientError::Unreachable {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        listener::check(path, listener_uid.uid()).map_err(|why| ClientError::Untrusted {
+            path: path.to_path_buf(),
+            uid: listener_uid.uid(),
+            why,
+        })?;
         let (reader, writer) = stream.into_split();
         Ok(Client {
             path: path.to_path_buf(),

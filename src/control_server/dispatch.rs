@@ -19,8 +19,8 @@ use wsvisor_actors::Tree;
 
 use super::{metrics, tool_metrics, tools};
 use crate::protocol::{
-    Command, ControlError, Delivery, ErrorCode, Extra, MetricsText, Pong, Requested, SessionList, SessionSummary,
-    StateCounts, Status,
+    ActivationStatus, Command, ControlError, Delivery, ErrorCode, Extra, IdentityInfo, MetricsText, Pong, Requested,
+    SessionList, SessionSummary, StateCounts, Status,
 };
 use crate::reload::Reloader;
 
@@ -121,6 +121,7 @@ pub async fn execute(daemon: &DaemonHandle, command: Command) -> Result<Reply, C
         Command::Subscribe { sessions, audio } => {
             return subscribe(tree, sessions, audio, daemon.subscriber_limits).await
         }
+        Command::Identity { session } => result(identity(daemon, session).await?),
         Command::Reload => {
             let summary = daemon
                 .reloader
@@ -197,6 +198,54 @@ async fn status(daemon: &DaemonHandle) -> Result<Status, ControlError> {
     })
 }
 
+/// `identity`: from the running settings and the Monitor's view of the
+/// OTA endpoint's answers; never the key.
+async fn identity(daemon: &DaemonHandle, session: String) -> Result<IdentityInfo, ControlError> {
+    let Some((settings, need)) = daemon.reloader.session(&session).await else {
+        return Err(not_found(&session));
+    };
+    let summary = daemon
+        .tree
+        .monitor
+        .send(GetSession(session.clone()))
+        .await
+        .map_err(unavailable)?;
+    let activation = match (&settings.ota, &summary) {
+        (None, _) => ActivationStatus::NoOtaUrl,
+        (_, Some(s)) if s.state == SessionState::Activating => ActivationStatus::Activating,
+        (_, Some(s)) => match &s.ota {
+            Some(offered) if offered.activation => ActivationStatus::Activating,
+            Some(_) => ActivationStatus::Bound,
+            None => ActivationStatus::Unknown,
+        },
+        (_, None) => ActivationStatus::Unknown,
+    };
+    let configured = match &need {
+        None => vec!["device_id".to_owned(), "client_id".to_owned()],
+        Some(need) => [
+            ("device_id", need.device_id_configured),
+            ("client_id", need.client_id_configured),
+        ]
+        .into_iter()
+        .filter(|(_, configured)| *configured)
+        .map(|(id, _)| id.to_owned())
+        .collect(),
+    };
+    let key = settings.activation.key.as_ref();
+    Ok(IdentityInfo {
+        session,
+        device_id: settings.device_id.clone(),
+        client_id: settings.client_id.clone(),
+        serial_number: key.map(|k| k.serial_number.clone()),
+        activation_version: if key.is_some() { 2 } else { 1 },
+        file: need.and_then(|n| n.file).map(|f| f.display().to_string()),
+        configured,
+        activation,
+        activation_code: summary.and_then(|s| s.activation_code),
+        extra: Extra::new(),
+    })
+}
+
 async fn send(tree: &Tree, session: String, message: Map<String, Value>) -> Result<Delivery, ControlError> {
     let outcome = tree
         .supervisor
@@ -225,7 +274,11 @@ async fn subscribe(
     let sessions = sessions.map(|names| names.into_iter().collect::<HashSet<_>>());
     let events = tree
         .monitor
-        .send(Subscribe { sessions, limits })
+        .send(Subscribe {
+            sessions,
+            limits,
+            states_only: false,
+        })
         .await
         .map_err(unavailable)?;
     Ok(Reply::Subscribed { events, audio })

@@ -196,6 +196,7 @@ mod tests {
             rtt: Some(Duration::from_micros(400)),
             queued: 0,
             activation_code: None,
+            ota: None,
             counters,
         };
         let text = render(&[summary], Duration::from_secs(5));

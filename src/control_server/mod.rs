@@ -5,15 +5,21 @@
 //! and the Monitor (reads, subscriptions).
 //!
 //! Layout of the module:
+//! - `socket_dir`: judging (and making) the socket's directory;
 //! - `socket_file`: claiming, creating and removing the socket file;
+//! - `accept`: taking clients in, also when descriptors run out;
+//! - `access`: who may use the socket (uids, groups);
 //! - `peer`: one connected peer, from the access check to its last line;
 //! - `dispatch`: carrying out one command against the tree;
 //! - `metrics`, `tool_metrics`: the Prometheus text of `metrics`;
 //! - `tools`: MCP tools offered by programs (`offer_tools`, `tool_result`, `tools`).
 
+pub mod accept;
+pub mod access;
 pub mod dispatch;
 pub mod metrics;
 pub mod peer;
+pub mod socket_dir;
 pub mod socket_file;
 pub mod tool_metrics;
 pub mod tools;
@@ -24,8 +30,8 @@ mod tests;
 use std::rc::Rc;
 use std::time::Duration;
 
+pub use self::access::Access;
 pub use self::dispatch::DaemonHandle;
-pub use self::peer::Access;
 pub use self::socket_file::{ClaimError, SocketFile};
 use crate::config::DaemonConfig;
 
@@ -38,6 +44,8 @@ pub struct ControlOptions {
     pub idle_timeout: Duration,
     /// A line must be taken by the peer within this.
     pub write_timeout: Duration,
+    /// Pauses after failed accepts.
+    pub accept: accept::AcceptOptions,
 }
 
 impl Default for ControlOptions {
@@ -46,36 +54,35 @@ impl Default for ControlOptions {
             first_request_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(300),
             write_timeout: Duration::from_secs(10),
+            accept: accept::AcceptOptions::default(),
         }
     }
 }
 
 /// Bind the control socket and serve it on the current actix thread until
 /// the returned `SocketFile` is dropped (which also removes the file).
+///
+/// The default path moves to `$XDG_RUNTIME_DIR` for a user who cannot
+/// create it (see [`crate::socket_location`]); the file says where it is.
 pub async fn start(
     config: &DaemonConfig,
     daemon: Rc<DaemonHandle>,
     options: ControlOptions,
 ) -> Result<SocketFile, ClaimError> {
-    let (listener, file) = socket_file::bind(&config.control_socket, config.socket_mode).await?;
-    let access = Rc::new(Access {
-        own_uid: file.owner_uid(),
-        allowed_uids: config.allowed_uids.clone(),
-    });
-    log::info!("control socket listening path={}", config.control_socket.display());
-    actix_rt::spawn(async move {
-        loop {
-            match listener.accept().await {
-                Ok((stream, _)) => {
-                    actix_rt::spawn(peer::serve(stream, daemon.clone(), access.clone(), options));
-                }
-                Err(err) => {
-                    // Out of descriptors, typically: pause rather than spin.
-                    log::error!("control socket accept failed: {err}");
-                    actix_rt::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
-        }
-    });
+    let chosen = crate::socket_location::for_daemon(&config.control_socket);
+    if let Some(note) = &chosen.note {
+        log::info!("{note}");
+    }
+    let (listener, file) = socket_file::bind(&chosen.path, config.socket_mode).await?;
+    let (access, warnings) = Access::from_config(config, file.owner_uid());
+    for warning in warnings {
+        log::warn!("{warning}");
+    }
+    let access = Rc::new(access);
+    log::info!("control socket listening path={}", chosen.path.display());
+    let serve = move |stream| {
+        actix_rt::spawn(peer::serve(stream, daemon.clone(), access.clone(), options));
+    };
+    actix_rt::spawn(accept::run(listener, serve, options.accept));
     Ok(file)
 }

@@ -1,9 +1,10 @@
 //! One connected peer of the control socket, on the daemon's side: access
 //! check, then requests and responses line by line, events once
 //! subscribed, and tool calls once it offers tools (which it answers with
-//! `tool_result`; its tools are withdrawn when this task ends). Every wait is bounded, so a peer that never sends, or never
-//! reads, is cut off instead of held forever; each peer is its own task,
-//! so none can delay another or a session.
+//! `tool_result`; its tools are withdrawn when this task ends). Every wait
+//! is bounded, so a peer that never sends, or never reads, is cut off
+//! instead of held forever; each peer is its own task, so none can delay
+//! another or a session.
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -19,27 +20,12 @@ use wsvisor_actors::events::SharedEvent;
 use wsvisor_actors::mcp::ToolCall;
 use wsvisor_actors::subscription::Subscription as EventStream;
 
+use super::access::{self, Access};
 use super::dispatch::{self, DaemonHandle, Reply};
 use super::tools::{self, ProviderLink};
 use super::ControlOptions;
 use crate::protocol::lines::{Line, LineReader};
 use crate::protocol::{self, Command, ControlError, ErrorCode, Subscribed, MAX_LINE_BYTES};
-
-/// Who may talk to the daemon.
-#[derive(Clone, Debug)]
-pub struct Access {
-    /// The daemon's own uid.
-    pub own_uid: u32,
-    /// Others from the config.
-    pub allowed_uids: Vec<u32>,
-}
-
-impl Access {
-    /// Root, the daemon's own uid, and `allowed_uids`.
-    pub fn allows(&self, uid: u32) -> bool {
-        uid == 0 || uid == self.own_uid || self.allowed_uids.contains(&uid)
-    }
-}
 
 struct Subscription {
     events: EventStream,
@@ -48,22 +34,15 @@ struct Subscription {
 
 /// Serve one peer until it closes or times out.
 pub async fn serve(stream: UnixStream, daemon: Rc<DaemonHandle>, access: Rc<Access>, options: ControlOptions) {
-    let uid = match stream.peer_cred() {
-        Ok(cred) => cred.uid(),
+    let peer = match access::peer_ids(&stream) {
+        Ok(peer) => peer,
         Err(err) => return log::warn!("control: cannot read peer credentials, closing: {err}"),
     };
-    let (read_half, mut writer) = stream.into_split();
-    if !access.allows(uid) {
-        log::warn!("control: refused a client with uid={uid} (not root, not ours, not in allowed_uids)");
-        let error = ControlError::new(ErrorCode::Forbidden, format!("uid {uid} may not use this socket"));
-        let _ = write_line(
-            &mut writer,
-            &protocol::error_response(&Value::Null, &error),
-            options.write_timeout,
-        )
-        .await;
-        return;
+    if !access.admits(&peer) {
+        return refuse(stream, &peer, options).await;
     }
+    log::debug!("control: client connected uid={} gid={}", peer.uid, peer.gid);
+    let (read_half, mut writer) = stream.into_split();
     let mut reader = LineReader::new(read_half, MAX_LINE_BYTES);
     let mut subscription: Option<Subscription> = None;
     // Dropped with this task, however it ends: that withdraws the tools.
@@ -139,8 +118,13 @@ async fn respond(
 ) -> String {
     let request = match protocol::parse_request(line) {
         Ok(request) => request,
-        Err((id, error)) => return protocol::error_response(&id, &error),
+        Err((id, error)) => {
+            log::debug!("control: request refused code={}", error.code);
+            return protocol::error_response(&id, &error);
+        }
     };
+    // The command's name only: arguments may hold messages and audio.
+    log::debug!("control: request cmd={}", request.command.name());
     // What only this connection's own tools can answer.
     match (request.command, provider.as_ref()) {
         (Command::ToolResult { call_id, result, error }, Some(link)) => {
@@ -163,6 +147,44 @@ async fn respond(
             Err(error) => protocol::error_response(&request.id, &error),
         },
     }
+}
+
+/// Most bytes read from a refused peer before its connection is closed,
+/// and the longest wait for them.
+const REFUSED_DRAIN_BYTES: usize = 64 << 10;
+const REFUSED_DRAIN_TIME: Duration = Duration::from_millis(500);
+
+/// One `forbidden` line, then the end of our side. The peer's request may
+/// still be unread: closing over unread input makes the kernel send a
+/// reset, which can destroy the line before the peer reads it. So our
+/// side is shut down first and the peer's input drained (bounded in
+/// bytes and time); nothing it sends is ever answered.
+async fn refuse(stream: UnixStream, peer: &access::PeerIds, options: ControlOptions) {
+    log::warn!(
+        "control: refused a client with uid={} gid={} (not root, not ours, not in allowed_uids or allowed_groups)",
+        peer.uid,
+        peer.gid
+    );
+    let (mut read_half, mut writer) = stream.into_split();
+    let error = ControlError::new(
+        ErrorCode::Forbidden,
+        format!("uid {} may not use this socket", peer.uid),
+    );
+    let line = protocol::error_response(&Value::Null, &error);
+    if write_line(&mut writer, &line, options.write_timeout).await {
+        let _ = writer.shutdown().await;
+    }
+    let drain = async {
+        let mut sink = [0u8; 4096];
+        let mut left = REFUSED_DRAIN_BYTES;
+        while left > 0 {
+            match tokio::io::AsyncReadExt::read(&mut read_half, &mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(REFUSED_DRAIN_TIME, drain).await;
 }
 
 /// False when the client did not take the line within `limit`.

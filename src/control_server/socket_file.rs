@@ -1,12 +1,23 @@
 //! The control socket's file: claimed at start (a stale file from a crash
 //! is replaced, a live daemon's socket never), created with `socket_mode`
 //! and a deep backlog, and removed on clean exit if it is still ours.
+//!
+//! Race-free: the mode is given to the socket before `bind` creates the
+//! file (the socket's own mode, and the umask for the instant of `bind`),
+//! so no `chmod` ever goes through the path, which another user might
+//! have turned into a symlink. The daemon's uid is the process's, never
+//! read back from whatever is at the path. The directory is judged first
+//! (`socket_dir`).
 
 use std::io;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::fd::AsFd;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
+use nix::sys::stat::{fchmod, umask, Mode};
 use tokio::net::{UnixListener, UnixSocket, UnixStream};
+
+use super::socket_dir::{self, DirTrust};
 
 /// Connections waiting to be accepted; 1,000 clients may arrive at once.
 const BACKLOG: u32 = 4096;
@@ -32,8 +43,29 @@ pub enum ClaimError {
         /// The socket path.
         path: PathBuf,
     },
+    /// The directory would let another user swap the socket.
+    #[error("control socket directory {}: {why}; not creating the socket there", dir.display())]
+    UnsafeDirectory {
+        /// The directory.
+        dir: PathBuf,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// In a shared (sticky) directory, something of another user's is at the path.
+    #[error(
+        "control socket {}: belongs to uid {uid}, not to this daemon (uid {own_uid}); not touching it",
+        path.display()
+    )]
+    NotOurs {
+        /// The socket path.
+        path: PathBuf,
+        /// Whose it is.
+        uid: u32,
+        /// Our uid.
+        own_uid: u32,
+    },
     /// No directory, no permission, and the like.
-    #[error("control socket {}: {source}", path.display())]
+    #[error("control socket {}: {source}{}", path.display(), hint(source))]
     Io {
         /// The socket path.
         path: PathBuf,
@@ -41,6 +73,24 @@ pub enum ClaimError {
         #[source]
         source: io::Error,
     },
+}
+
+impl ClaimError {
+    /// True when the config must change before a start can succeed
+    /// (restarting cannot help): the daemon exits 2 for these.
+    pub fn is_config_problem(&self) -> bool {
+        matches!(self, ClaimError::UnsafeDirectory { .. })
+    }
+}
+
+/// What to do about a permission error, for people running by hand.
+fn hint(source: &io::Error) -> &'static str {
+    if source.kind() == io::ErrorKind::PermissionDenied {
+        "; run as root, or set [daemon] control_socket to a path this user can write \
+         (with the default path and $XDG_RUNTIME_DIR set, $XDG_RUNTIME_DIR/wsvisor/control.sock is used)"
+    } else {
+        ""
+    }
 }
 
 /// The bound socket; dropping it removes the file if it is still ours.
@@ -51,9 +101,14 @@ pub struct SocketFile {
 }
 
 impl SocketFile {
-    /// Our effective uid: the owner of the socket file we just created.
+    /// Our effective uid (the process's, which created the file).
     pub fn owner_uid(&self) -> u32 {
         self.owner_uid
+    }
+
+    /// Where the socket is.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 }
 
@@ -72,28 +127,71 @@ pub async fn bind(path: &Path, mode: u32) -> Result<(UnixListener, SocketFile), 
         path: path.to_owned(),
         source,
     };
-    claim(path).await?;
-    // systemd's RuntimeDirectory= makes the directory; by hand, nobody has.
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
-        std::fs::create_dir_all(dir).map_err(io_error)?;
-    }
+    let own_uid = nix::unistd::geteuid().as_raw();
+    let trust = socket_dir::prepare(&socket_dir::parent_of(path), own_uid)?;
+    claim(path, trust, own_uid).await?;
     let socket = UnixSocket::new_stream().map_err(io_error)?;
-    socket.bind(path).map_err(io_error)?;
+    let permissions = Mode::from_bits_truncate(mode & 0o777);
+    fchmod(socket.as_fd(), permissions).map_err(|errno| io_error(errno.into()))?;
+    let bound = {
+        // bind gives the file the socket's mode less the umask. The umask
+        // is the process's: set for this one call at start-up, restored
+        // at once; meanwhile it can only take bits away from other files.
+        let _umask = UmaskFor::bind(permissions);
+        socket.bind(path)
+    };
+    bound.map_err(io_error)?;
     let listener = socket.listen(BACKLOG).map_err(io_error)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io_error)?;
+    // What is at the path now is ours: the directory lets nobody else
+    // replace it. Checked anyway, without following a link.
     let meta = std::fs::symlink_metadata(path).map_err(io_error)?;
+    if !meta.file_type().is_socket() || meta.uid() != own_uid {
+        return Err(ClaimError::NotOurs {
+            path: path.to_owned(),
+            uid: meta.uid(),
+            own_uid,
+        });
+    }
+    if meta.mode() & 0o777 != mode & 0o777 {
+        log::warn!(
+            "control socket {} has mode {:04o}, not socket_mode {:04o}",
+            path.display(),
+            meta.mode() & 0o777,
+            mode & 0o777
+        );
+    }
     Ok((
         listener,
         SocketFile {
             path: path.to_owned(),
             inode: meta.ino(),
-            owner_uid: meta.uid(),
+            owner_uid: own_uid,
         },
     ))
 }
 
-/// Make sure nothing lives at `path`: remove a stale socket, refuse a live one.
-async fn claim(path: &Path) -> Result<(), ClaimError> {
+/// The umask that lets `bind` give the file exactly `mode`, restored on drop.
+struct UmaskFor {
+    previous: Mode,
+}
+
+impl UmaskFor {
+    fn bind(mode: Mode) -> UmaskFor {
+        UmaskFor {
+            previous: umask(Mode::from_bits_truncate(0o777) & !mode),
+        }
+    }
+}
+
+impl Drop for UmaskFor {
+    fn drop(&mut self) {
+        umask(self.previous);
+    }
+}
+
+/// Make sure nothing lives at `path`: remove a stale socket, refuse a live
+/// one, and in a shared directory anything that is not ours.
+async fn claim(path: &Path, trust: DirTrust, own_uid: u32) -> Result<(), ClaimError> {
     let meta = match std::fs::symlink_metadata(path) {
         Ok(meta) => meta,
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
@@ -106,6 +204,13 @@ async fn claim(path: &Path) -> Result<(), ClaimError> {
     };
     if !meta.file_type().is_socket() {
         return Err(ClaimError::NotASocket { path: path.to_owned() });
+    }
+    if trust == DirTrust::Sticky && meta.uid() != own_uid {
+        return Err(ClaimError::NotOurs {
+            path: path.to_owned(),
+            uid: meta.uid(),
+            own_uid,
+        });
     }
     match UnixStream::connect(path).await {
         Ok(stream) => {

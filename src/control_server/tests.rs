@@ -43,6 +43,7 @@ fn options() -> ControlOptions {
         first_request_timeout: Duration::from_millis(300),
         idle_timeout: Duration::from_millis(600),
         write_timeout: Duration::from_millis(300),
+        accept: Default::default(),
     }
 }
 
@@ -74,6 +75,7 @@ async fn harness(tag: &str) -> Harness {
         .send(Subscribe {
             sessions: None,
             limits: SubscriberLimits::default(),
+            states_only: false,
         })
         .await
         .unwrap();
@@ -209,6 +211,15 @@ async fn every_command_answers_with_its_id() {
         gone["error"],
         json!({"code":"not_found","message":"no session named 'attic'"})
     );
+    let identity = c.request(r#"{"id":"i","cmd":"identity","session":"kitchen"}"#).await;
+    assert_eq!(
+        identity["result"],
+        json!({"session": "kitchen", "device_id": "d", "client_id": "c", "serial_number": null,
+               "activation_version": 1, "file": null, "configured": ["device_id", "client_id"],
+               "activation": "no_ota_url"})
+    );
+    let unknown = c.request(r#"{"id":"j","cmd":"identity","session":"attic"}"#).await;
+    assert_eq!(unknown["error"]["code"], "not_found");
     let down = c.request(r#"{"id":8,"cmd":"disconnect","session":"kitchen"}"#).await;
     assert_eq!(down["result"]["requested"], "disconnect");
     let deadline = Instant::now() + LIMIT;
@@ -402,6 +413,7 @@ fn access_is_root_ourselves_and_the_allowed() {
     let access = Access {
         own_uid: 1000,
         allowed_uids: vec![1001],
+        allowed_gids: vec![],
     };
     assert!(access.allows(0) && access.allows(1000) && access.allows(1001));
     assert!(!access.allows(1002));

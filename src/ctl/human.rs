@@ -11,7 +11,7 @@ use wsvisor_actors::state::SessionState;
 
 use super::table;
 use super::units;
-use super::{sessions, CtlCommand};
+use super::{identity, sessions, CtlCommand};
 use crate::protocol::{Delivery, MetricsText, Pong, ReloadSummary, Requested, SessionToolList, StateCounts, Status};
 
 /// The text to print for a successful `command` whose result is `result`,
@@ -30,6 +30,7 @@ pub fn render(command: &CtlCommand, result: &Value, now: SystemTime) -> String {
         }
         // The events follow; the subscription itself is said on stderr.
         CtlCommand::Subscribe { .. } => String::new(),
+        CtlCommand::Identity { .. } => identity::render(result),
         CtlCommand::Reload => typed(result, reload),
         CtlCommand::Metrics => typed(result, metrics),
         CtlCommand::Tools { .. } => typed(result, tools),
@@ -142,6 +143,9 @@ fn reload(summary: ReloadSummary) -> String {
     }
     if summary.unchanged > 0 {
         parts.push(format!("{} unchanged", summary.unchanged));
+    }
+    for (name, why) in &summary.failed {
+        parts.push(format!("FAILED {}: {}", units::clean(name), units::clean(why)));
     }
     if parts.is_empty() {
         parts.push("no sessions".to_owned());

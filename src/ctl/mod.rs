@@ -11,12 +11,13 @@
 //!   daemon is contacted;
 //! - `socket_path`: which socket path to use;
 //! - `human`: what a person sees for each command's result;
-//! - `sessions`, `events`, `table`, `units`: the larger pieces of `human`;
+//! - `sessions`, `identity`, `events`, `table`, `units`: the larger pieces of `human`;
 //! - `ask`: `ctl ask`, a question and its answer as it arrives.
 
 mod ask;
 mod events;
 mod human;
+mod identity;
 mod request;
 mod sessions;
 mod socket_path;
@@ -45,7 +46,8 @@ pub struct CtlArgs {
     /// /run/wsvisor/control.sock]
     #[arg(long, short, value_name = "PATH", global = true)]
     pub socket: Option<PathBuf>,
-    /// Take the socket path from this configuration file.
+    /// Take the socket path from this configuration file (only its
+    /// `[daemon] control_socket` is read).
     #[arg(long, short, value_name = "PATH", global = true)]
     pub config: Option<PathBuf>,
     /// Print the daemon's raw JSON lines instead of the human summary.
@@ -130,6 +132,11 @@ pub enum CtlCommand {
         #[arg(long)]
         audio: bool,
     },
+    /// A session's device identity: device_id, client_id, serial number, activation.
+    Identity {
+        /// Session name.
+        name: String,
+    },
     /// Make the daemon re-read its config file.
     Reload,
     /// Print the Prometheus metrics.
@@ -184,18 +191,14 @@ pub fn run(args: CtlArgs) -> i32 {
         Ok(command) => command,
         Err(message) => return fail(exit::USAGE, &message),
     };
-    let path = match socket_path::resolve(
+    let (path, warning) = socket_path::resolve(
         args.socket.as_deref(),
         args.config.as_deref(),
         std::env::var_os("WSVISOR_SOCKET"),
-    ) {
-        Ok(path) => path,
-        Err(err) => {
-            // Already `file:line:col: message`, the same line as `wsvisor check`.
-            eprintln!("{err}");
-            return exit::USAGE;
-        }
-    };
+    );
+    if let Some(warning) = warning {
+        eprintln!("wsvisor ctl: {}", units::clean(&warning));
+    }
     if let CtlCommand::Ask { name, timeout, .. } = &args.command {
         return ask::run(&path, name, command, *timeout, args.json);
     }

@@ -28,6 +28,7 @@ fn build_with(command: &CtlCommand, stdin: &mut dyn Read) -> Result<Command, Str
         CtlCommand::Connect { name } => Command::Connect { session: name.clone() },
         CtlCommand::Disconnect { name } => Command::Disconnect { session: name.clone() },
         CtlCommand::Reconnect { name } => Command::Reconnect { session: name.clone() },
+        CtlCommand::Identity { name } => Command::Identity { session: name.clone() },
         CtlCommand::Send { name, message } => {
             let text = if message == "-" {
                 read_text(stdin)?

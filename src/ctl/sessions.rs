@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::table;
 use super::units::{self, NONE};
-use crate::protocol::{Counters, Extra, LastClose, SessionList, SessionSummary, Timestamp};
+use crate::protocol::{Counters, Extra, LastClose, OtaOffer, SessionList, SessionSummary, Timestamp};
 use wsvisor_actors::state::SessionState;
 
 /// The `sessions` result as a table, one row per session; a result of
@@ -88,6 +88,9 @@ fn lines(s: &SessionSummary, now: SystemTime) -> String {
     if let Some(code) = &s.activation_code {
         pairs.push(("activation_code".to_owned(), units::clean(code)));
     }
+    if let Some(offer) = &s.ota {
+        pairs.push(("ota".to_owned(), ota(offer)));
+    }
     // Fields this client does not know yet are still worth seeing.
     pairs.extend(extras(&s.extra));
     let mut out = table::pairs("", &pairs);
@@ -146,12 +149,46 @@ fn losses(c: &Counters) -> String {
     format!("{total} ({})", list.join(", "))
 }
 
-/// The state, with the retry delay when one is pending: `backoff (930ms)`.
+/// The state, with the retry delay when one is pending: `backoff (930ms)`,
+/// or the code to enter: `activating (code 123456)`.
 fn state(s: &SessionSummary) -> String {
-    match s.next_retry_in_ms {
-        Some(ms) => format!("{} ({})", s.state, units::millis(ms)),
-        None => s.state.to_string(),
+    match (&s.activation_code, s.next_retry_in_ms) {
+        (Some(code), _) if s.state == SessionState::Activating => {
+            format!("{} (code {})", s.state, units::clean(code))
+        }
+        (_, Some(ms)) => format!("{} ({})", s.state, units::millis(ms)),
+        _ => s.state.to_string(),
     }
+}
+
+/// `websocket, mqtt (mqtt.example.com:8883), activation pending`: the
+/// sections of the OTA endpoint's latest answer.
+fn ota(offer: &OtaOffer) -> String {
+    let mut parts = Vec::new();
+    if offer.websocket {
+        parts.push("websocket".to_owned());
+    }
+    if offer.mqtt {
+        parts.push(match &offer.mqtt_endpoint {
+            Some(endpoint) => format!("mqtt ({})", units::clean(endpoint)),
+            None => "mqtt".to_owned(),
+        });
+        if !offer.websocket {
+            parts.push("no websocket: wsvisor cannot use this answer".to_owned());
+        }
+    }
+    if offer.activation {
+        parts.push("activation pending".to_owned());
+    }
+    if parts.is_empty() {
+        parts.push("nothing usable".to_owned());
+    }
+    parts.extend(
+        extras(&offer.extra)
+            .into_iter()
+            .map(|(key, value)| format!("{key} {value}")),
+    );
+    parts.join(", ")
 }
 
 /// `2/10`. In the table an idle count on a session that is up or stopped

@@ -37,9 +37,10 @@ pub use self::parse::{kind, parse_request};
 pub use self::request::{Command, ListenMode, ListenState, Request};
 pub use self::response::{error_response, ok_response, ControlError, ErrorCode, Response};
 pub use self::results::{
-    Delivery, MetricsText, Pong, ReloadSummary, Requested, SessionList, StateCounts, Status, Subscribed,
+    ActivationStatus, Delivery, IdentityInfo, MetricsText, Pong, ReloadSummary, Requested, SessionList, StateCounts,
+    Status, Subscribed,
 };
-pub use self::summary::{Counters, LastClose, SessionSummary};
+pub use self::summary::{Counters, LastClose, OtaOffer, SessionSummary};
 pub use self::timestamp::Timestamp;
 pub use self::tools::{OfferedTool, SessionToolList, ToolAnswered, ToolCallEvent, ToolEntry, ToolsOffered};
 /// The name tables the protocol shares with the actor tree: states, loss

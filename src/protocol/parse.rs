@@ -8,6 +8,8 @@ use std::str::FromStr;
 use base64::Engine;
 use serde_json::{Map, Value};
 
+use wsvisor_actors::json;
+
 use super::request::{Command, ListenMode, ListenState, Request};
 use super::response::{ControlError, ErrorCode};
 use super::tools::OfferedTool;
@@ -21,8 +23,15 @@ pub fn parse_request(line: &[u8]) -> Result<Request, (Value, ControlError)> {
             ControlError::bad(format!("request is not valid UTF-8 (byte {})", e.valid_up_to())),
         )
     })?;
-    let value: Value =
-        serde_json::from_str(text).map_err(|e| (Value::Null, ControlError::bad(format!("invalid JSON: {e}"))))?;
+    // A 1 MiB line of tiny numbers would be tens of MB as a tree: its
+    // values are counted before any is built.
+    let value = json::parse_bounded(text.as_bytes(), json::MAX_JSON_VALUES).map_err(|e| {
+        let message = match e {
+            json::JsonError::Invalid(why) => format!("invalid JSON: {why}"),
+            too_many => format!("request refused: {too_many}"),
+        };
+        (Value::Null, ControlError::bad(message))
+    })?;
     let Value::Object(mut fields) = value else {
         return Err((Value::Null, ControlError::bad("a request must be a JSON object")));
     };
@@ -59,6 +68,9 @@ fn parse_command(mut fields: Map<String, Value>) -> Result<Command, ControlError
             session: args.session()?,
         },
         "reconnect" => Command::Reconnect {
+            session: args.session()?,
+        },
+        "identity" => Command::Identity {
             session: args.session()?,
         },
         "send" => {

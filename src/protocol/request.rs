@@ -121,6 +121,12 @@ pub enum Command {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         audio: bool,
     },
+    /// The session's device identity (never its key). Result:
+    /// [`IdentityInfo`](super::IdentityInfo).
+    Identity {
+        /// Session name.
+        session: String,
+    },
     /// Re-read the config. Result: [`ReloadSummary`](super::ReloadSummary).
     Reload,
     /// Prometheus text. Result: [`MetricsText`](super::MetricsText).

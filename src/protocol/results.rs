@@ -112,6 +112,10 @@ pub struct ReloadSummary {
     pub changed: Vec<String>,
     /// Sessions left untouched.
     pub unchanged: usize,
+    /// Sessions the tree refused, with why; they are left out of the
+    /// running config, so the next reload tries again. Absent when none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub failed: BTreeMap<String, String>,
 }
 
 /// `metrics`.
@@ -119,4 +123,48 @@ pub struct ReloadSummary {
 pub struct MetricsText {
     /// Prometheus text exposition, format 0.0.4.
     pub text: String,
+}
+
+/// `identity`: what makes the session a device to the server. Never the
+/// HMAC key.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IdentityInfo {
+    /// The session.
+    pub session: String,
+    /// The `Device-Id` it sends (a MAC address).
+    pub device_id: String,
+    /// The `Client-Id` it sends (a UUID).
+    pub client_id: String,
+    /// The `Serial-Number` of activation v2; `null` for a v1 device.
+    pub serial_number: Option<String>,
+    /// The `Activation-Version` it sends: 2 with a serial number, else 1.
+    pub activation_version: u8,
+    /// Its identity file in the state directory; `null` when the config
+    /// names both ids.
+    pub file: Option<String>,
+    /// The ids the config names (they win over the file's).
+    pub configured: Vec<String>,
+    /// Where activation stands.
+    pub activation: ActivationStatus,
+    /// While `activating`: the code to enter in the server's console.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activation_code: Option<String>,
+    /// Fields this reader does not know.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// Where a session's activation stands, from the OTA endpoint's latest answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, strum::Display)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum ActivationStatus {
+    /// The endpoint asks for the code to be entered.
+    Activating,
+    /// The endpoint's latest answer asked for no activation.
+    Bound,
+    /// The endpoint has not answered yet since the daemon started.
+    Unknown,
+    /// No `ota_url`: activation does not apply.
+    NoOtaUrl,
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use strum::VariantArray;
 use wsvisor_actors::loss::Cause;
+use wsvisor_actors::ota::Offered;
 use wsvisor_actors::state::{self, SessionState};
 
 use super::{Extra, Timestamp};
@@ -39,12 +40,47 @@ pub struct SessionSummary {
     /// In `activating`: the code to enter in the server's console.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub activation_code: Option<String>,
+    /// With `ota_url`: the sections of the OTA endpoint's latest answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ota: Option<OtaOffer>,
     /// Totals since the daemon started (`session` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counters: Option<Counters>,
     /// Fields this reader does not know.
     #[serde(flatten)]
     pub extra: Extra,
+}
+
+/// Which sections the OTA endpoint's latest answer carried. wsvisor speaks
+/// WebSocket; `mqtt` is shown because the firmware would pick it, and an
+/// answer with only `mqtt` is why a session cannot connect. Never an MQTT
+/// credential: of its section only the endpoint's host is kept.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OtaOffer {
+    /// A `websocket` section.
+    pub websocket: bool,
+    /// An `mqtt` section.
+    pub mqtt: bool,
+    /// `mqtt.endpoint`'s host and port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mqtt_endpoint: Option<String>,
+    /// An `activation` section: not bound yet.
+    pub activation: bool,
+    /// Fields this reader does not know.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+impl From<&Offered> for OtaOffer {
+    fn from(o: &Offered) -> Self {
+        OtaOffer {
+            websocket: o.websocket,
+            mqtt: o.mqtt,
+            mqtt_endpoint: o.mqtt_endpoint.clone(),
+            activation: o.activation,
+            extra: Extra::new(),
+        }
+    }
 }
 
 /// How the last connection of a session ended.
@@ -117,6 +153,7 @@ impl From<&state::SessionSummary> for SessionSummary {
             rtt_ms: s.rtt.map(|rtt| (rtt.as_secs_f64() * 1e6).round() / 1e3),
             queued: s.queued,
             activation_code: s.activation_code.clone(),
+            ota: s.ota.as_ref().map(OtaOffer::from),
             counters: None,
             extra: Extra::new(),
         }

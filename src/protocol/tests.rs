@@ -124,6 +124,23 @@ fn each_malformed_request_gets_its_error() {
 }
 
 #[test]
+fn a_request_of_too_many_values_is_refused_before_it_is_built() {
+    let zeros = "0,".repeat(wsvisor_actors::json::MAX_JSON_VALUES);
+    let line = format!(r#"{{"id":1,"cmd":"send","session":"k","message":{{"n":[{zeros}0]}}}}"#);
+    assert!(
+        line.len() < MAX_LINE_BYTES,
+        "fits a line: the count, not the size, refuses it"
+    );
+    let (_, code, message) = error_of(&line);
+    assert_eq!(code, ErrorCode::BadRequest);
+    assert_eq!(message, "request refused: JSON with more than 65536 values");
+    // Just inside the budget is a request like any other.
+    let fewer = "0,".repeat(wsvisor_actors::json::MAX_JSON_VALUES - 20);
+    let line = format!(r#"{{"id":1,"cmd":"send","session":"k","message":{{"n":[{fewer}0]}}}}"#);
+    assert!(parse(&line).is_ok());
+}
+
+#[test]
 fn responses_are_single_lines() {
     let line = error_response(
         &json!(3),
@@ -175,7 +192,8 @@ proptest! {
     fn arbitrary_json_never_panics_and_keeps_the_id(value in arbitrary_json()) {
         let line = value.to_string();
         match parse_request(line.as_bytes()) {
-            Ok(request) => prop_assert_eq!(Some(&request.id).filter(|id| !id.is_null()), value.get("id")),
+            // An absent id and `"id": null` both read back as null.
+            Ok(request) => prop_assert_eq!(&request.id, value.get("id").unwrap_or(&Value::Null)),
             Err((id, error)) => {
                 prop_assert!(!error.message.is_empty());
                 if let (Some(sent), Value::Object(_)) = (value.get("id"), &value) {
@@ -227,6 +245,7 @@ mod bytes_on_the_wire {
             rtt: Some(Duration::from_micros(412)),
             queued: 3,
             activation_code: Some("123456".into()),
+            ota: None,
             counters: SessionCounters {
                 connects: 3,
                 losses,
@@ -345,6 +364,7 @@ mod bytes_on_the_wire {
             removed: vec!["c".into()],
             changed: vec![],
             unchanged: 1,
+            ..ReloadSummary::default()
         };
         assert_eq!(
             to_line(&reload),
@@ -446,6 +466,7 @@ fn every_command() -> Vec<Command> {
             sessions: None,
             audio: false,
         },
+        Command::Identity { session: session() },
         Command::Reload,
         Command::Metrics,
     ]

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod as_user;
 pub mod ota;
 pub mod process;
 pub mod tls;
@@ -38,6 +39,7 @@ pub fn settings(name: &str, url: &str) -> SessionSettings {
         device_id: format!("dev-{name}"),
         client_id: "6f1c0b8e-0000-4000-8000-000000000001".into(),
         protocol_version: 1,
+        activation: Default::default(),
         autostart: true,
         audio_params: AudioParams::default(),
         liveness: LivenessSettings {
@@ -112,6 +114,7 @@ impl Watcher {
                     bytes: 1 << 30,
                     lag_limit: Duration::from_secs(3600),
                 },
+                states_only: false,
             })
             .await
             .unwrap();

@@ -134,6 +134,52 @@ pub fn open_fds(pid: u32) -> usize {
         .count()
 }
 
+/// Resident memory of process `pid`, in KiB; a failed read fails the test.
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|err| panic!("cannot read the memory of process {pid}: {err}"));
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no VmRSS for process {pid}"))
+}
+
+/// The highest resident memory of a process while it is watched, sampled
+/// every 10 ms on a thread of its own.
+pub struct PeakRss {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    sampler: std::thread::JoinHandle<u64>,
+}
+
+impl PeakRss {
+    /// Start watching process `pid`.
+    pub fn watch(pid: u32) -> PeakRss {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let done = stop.clone();
+        let sampler = std::thread::spawn(move || {
+            // Sampling ends when told, or when the process is gone (a
+            // death the test itself reports).
+            let mut peak = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                match std::panic::catch_unwind(|| rss_kib(pid)) {
+                    Ok(rss) => peak = peak.max(rss),
+                    Err(_) => break,
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            peak
+        });
+        PeakRss { stop, sampler }
+    }
+
+    /// Stop watching; the peak in KiB.
+    pub fn peak(self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.sampler.join().expect("the RSS sampler")
+    }
+}
+
 /// A daemon process that is killed if the test ends (or panics) without
 /// stopping it, so no test leaves a daemon behind.
 pub struct Daemon {

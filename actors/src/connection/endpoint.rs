@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crate::logsafe;
 use crate::loss::{Cause, LossReport};
-use crate::ota::{self, Discovered, OtaError};
+use crate::ota::{self, Discovered, Offered, OtaError};
 use crate::settings::{Credential, SessionSettings};
 
 /// The URL and bearer token of one attempt.
@@ -32,36 +32,44 @@ pub struct ConnectPlan {
 }
 
 /// The endpoint of this attempt, and a fresh discovery if one was made.
+/// `offered` hears which sections an OTA answer carried, whatever follows.
 pub async fn resolve(
     client: &awc::Client,
     settings: &Arc<SessionSettings>,
     plan: ConnectPlan,
+    offered: &dyn Fn(Offered),
 ) -> Result<(Endpoint, Option<Discovered>), LossReport> {
     let mut fresh = None;
     let known = match &settings.ota {
         Some(ota) if plan.known.is_none() || plan.refresh => {
-            match ota::discover(client, settings, ota, settings.connect_timeout).await {
+            let (answer, outcome) = ota::discover(client, settings, ota, settings.connect_timeout).await;
+            if let Some(answer) = answer {
+                offered(answer);
+            }
+            match outcome {
                 Ok(found) => {
                     fresh = Some(found.clone());
                     Some(found)
                 }
-                Err(OtaError::Activation { code, message }) => {
-                    let mut report =
-                        LossReport::new(Cause::ActivationRequired, format!("activation required: {message}"));
-                    report.activation_code = Some(code);
+                Err(OtaError::Activation(ask)) => {
+                    let mut report = LossReport::new(
+                        Cause::ActivationRequired,
+                        format!("activation required: {}", ask.message),
+                    );
+                    report.activation = Some(Box::new(ask));
                     return Err(report);
                 }
                 // A known answer is still good while the endpoint is down, and
                 // explicit settings need none.
-                Err(OtaError::Failed(why)) if plan.known.is_some() || explicit(settings) => {
+                Err(why) if plan.known.is_some() || explicit(settings) => {
                     log::warn!(
                         "session={} {}; connecting with what is known",
                         settings.name,
-                        logsafe::quoted(&why)
+                        logsafe::quoted(&why.to_string())
                     );
                     plan.known
                 }
-                Err(OtaError::Failed(why)) => return Err(LossReport::new(Cause::ConnectFailed, why)),
+                Err(why) => return Err(LossReport::new(Cause::ConnectFailed, why.to_string())),
             }
         }
         _ => plan.known,

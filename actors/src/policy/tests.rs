@@ -329,3 +329,62 @@ fn first_retries_spread_over_the_whole_jitter_window() {
         "{below_middle} of 400 below the middle"
     );
 }
+
+#[test]
+fn after_a_mass_loss_of_stable_sessions_first_retries_come_at_an_even_rate() {
+    let s = settings();
+    let reset = LossReport::new(Cause::Reset, "Connection reset by peer");
+    let widest = s.initial_delay.mul_f64(1.0 + s.jitter);
+    for offset in [0.0, 0.37, 0.999] {
+        let mut delays: Vec<Duration> = (0..1000u64)
+            .map(|k| {
+                let mut policy = SessionPolicy::new(s, Keep::Always).spread_at(spread_position(offset, k));
+                match policy.decide(&reset, Some(s.stable_after)) {
+                    Decision::Retry { attempt: 1, after, .. } => after,
+                    other => panic!("expected a first retry, got {other:?}"),
+                }
+            })
+            .collect();
+        delays.sort();
+        assert!(
+            *delays.last().unwrap() <= widest,
+            "all back within (1+jitter)·initial_delay"
+        );
+        assert!(delays[0] < Duration::from_millis(5), "the spread starts at once");
+        // The busiest 100 ms (sliding) holds at most 16 % of the sessions,
+        // and every 100 ms holds some: even, not merely bounded.
+        let window = Duration::from_millis(100);
+        let busiest = (0..delays.len())
+            .map(|i| delays[i..].iter().take_while(|d| **d < delays[i] + window).count())
+            .max()
+            .unwrap();
+        assert!(busiest <= 160, "{busiest} of 1,000 in the busiest 100 ms");
+        assert!(busiest >= 120, "{busiest}: 100 ms of 750 ms holds about 133");
+    }
+}
+
+#[test]
+fn a_session_that_was_not_stable_keeps_the_ordinary_jitter() {
+    let s = settings();
+    let idle_close = LossReport::server_close(Some(1000), "");
+    // Ready for a moment only: no place at the very start of the spread.
+    for _ in 0..200 {
+        let mut policy = SessionPolicy::new(s, Keep::Always).spread_at(0.0);
+        match policy.decide(&idle_close, Some(Duration::from_millis(50))) {
+            Decision::Retry { after, .. } => assert_within(after, s.initial_delay, s.jitter),
+            other => panic!("expected a retry, got {other:?}"),
+        }
+    }
+    // Stable: its place in the spread, the same every time.
+    let mut policy = SessionPolicy::new(s, Keep::Always).spread_at(0.25);
+    for _ in 0..3 {
+        assert_eq!(
+            policy.decide(&idle_close, Some(s.stable_after)),
+            Decision::Retry {
+                attempt: 1,
+                after: s.initial_delay.mul_f64(1.5 * 0.25),
+                refresh: false
+            }
+        );
+    }
+}

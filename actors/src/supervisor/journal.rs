@@ -34,6 +34,8 @@ pub fn lost(name: &str, ended: &ConnectionEnded, probing: bool, refreshing: bool
     let report = &ended.report;
     let level = match report.cause {
         _ if refreshing => Level::Debug,
+        // Not a loss: the activation lines say what happens.
+        Cause::ActivationRequired => Level::Debug,
         Cause::LocalStop => Level::Info,
         _ if probing => Level::Info,
         Cause::AuthFailed | Cause::Internal => Level::Error,
@@ -63,15 +65,74 @@ pub fn retrying(name: &str, attempt: u32, max_attempts: u32, after: Duration) {
     );
 }
 
-/// `session=NAME activation required code=… message="…" retry_in_ms=N`
-pub fn activation(name: &str, report: &crate::loss::LossReport, after: Duration) {
-    let code = report.activation_code.as_deref().unwrap_or("-");
-    log::warn!(
-        "session={name} activation required code={} message={} retry_in_ms={}; enter the code in the server's console",
-        value(code),
+/// `session=NAME activation required code=… message="…" confirm_every_ms=N; enter …`
+/// for a code first seen, `session=NAME new activation code=…` for one
+/// that replaced another, and a debug line for the same code asked again.
+/// `confirm_every`: v2 confirms to `/activate` at that pace; else the
+/// OTA endpoint is asked again in `after`.
+pub fn activation(
+    name: &str,
+    report: &crate::loss::LossReport,
+    previous_code: Option<&str>,
+    confirm_every: Option<Duration>,
+    after: Duration,
+) {
+    let Some(ask) = &report.activation else { return };
+    let how = match confirm_every {
+        Some(every) => format!("confirm_every_ms={}", every.as_millis()),
+        None => format!("retry_in_ms={}", after.as_millis()),
+    };
+    let (code, message) = (value(&ask.code), quoted(&ask.message));
+    match previous_code {
+        Some(previous) if previous == ask.code => {
+            log::debug!("session={name} activation still pending code={code} {how}")
+        }
+        Some(_) => log::warn!(
+            "session={name} new activation code={code} message={message} {how}; the previous code expired: enter this one in the server's console"
+        ),
+        None => log::warn!(
+            "session={name} activation required code={code} message={message} {how}; enter the code in the server's console"
+        ),
+    }
+}
+
+/// `session=NAME activation refused status=401 reason="…"; asking … again in_ms=N`:
+/// an error the first time, info while the same code keeps being refused
+/// (the state says it all along).
+pub fn activation_refused(name: &str, report: &crate::loss::LossReport, after: Duration, again: bool) {
+    let status = report.status.map(|s| format!(" status={s}")).unwrap_or_default();
+    let hint = match report.status {
+        Some(401 | 403) => "the server did not accept this device's HMAC key (sent as application.elf_sha256)",
+        _ => "the server handed out a code that was already expired",
+    };
+    let level = if again { Level::Info } else { Level::Error };
+    log::log!(
+        level,
+        "session={name} activation refused{status} reason={}; {hint}; asking the OTA endpoint again in_ms={}",
         quoted(&report.reason),
         after.as_millis()
     );
+}
+
+/// `session=NAME activated`: the user entered the code.
+pub fn activated(name: &str) {
+    log::info!("session={name} activated: the server bound this device; asking the OTA endpoint for the WebSocket");
+}
+
+/// `session=NAME activation code expired`: a fresh one is asked for.
+pub fn code_expired(name: &str) {
+    log::info!("session={name} activation code expired; asking the OTA endpoint for a new one");
+}
+
+/// `session=NAME ota offers only mqtt`: what to ask the server's operator for.
+pub fn only_mqtt(name: &str, endpoint: Option<&str>, url_configured: bool) {
+    let endpoint = endpoint.map(|e| format!(" endpoint={}", value(e))).unwrap_or_default();
+    let then = if url_configured {
+        "connecting to the configured url"
+    } else {
+        "ask the server's operator for a `websocket` section in the OTA answer (xiaozhi-esp32-server: leave server.mqtt_gateway empty), or set `url`"
+    };
+    log::warn!("session={name} ota offers only mqtt{endpoint}; wsvisor speaks WebSocket: {then}");
 }
 
 /// `session=NAME gave up attempts=N last_cause=…; probing every 1m`

@@ -11,6 +11,7 @@
 //! It also owns each session's queue of text messages, so that what local
 //! programs send survives the connections that come and go.
 
+mod activating;
 mod journal;
 mod queue;
 mod run;
@@ -20,14 +21,14 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use actix::prelude::*;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Semaphore};
 use tokio::time::Instant;
 
 pub use self::queue::{Bounds, Held, OutboundQueue, QueueBound};
 use self::run::{allowed, AfterEnd, LivePhase, Purpose, Run};
 use crate::client::{ClientCache, ClientKey};
 use crate::connection::{
-    ConnectPlan, Connection, ConnectionLinks, SessionShared, WriteBinaryRefused, WriteTextRefused,
+    ConnectPlan, Connection, ConnectionLinks, SessionShared, WriteBinaryRefused, WriteTextRefused, UPGRADES_IN_FLIGHT,
 };
 use crate::events::DropReason;
 use crate::logsafe;
@@ -61,6 +62,8 @@ struct Slot {
     /// The server refused the configured token and the OTA endpoint gave
     /// another: use that one from now on (until the settings change).
     prefer_discovered_token: bool,
+    /// Activation: the code shown and since when (a new one is logged as new).
+    activation: activating::Seen,
     /// The session's MCP responder; it outlives the connections.
     mcp: Option<Addr<McpResponder>>,
 }
@@ -80,6 +83,8 @@ pub struct Supervisor {
     policy: Addr<ReconnectPolicy>,
     monitor: Addr<Monitor>,
     clients: ClientCache,
+    /// Upgrades in flight, for every connection of the tree.
+    upgrades: Arc<Semaphore>,
     options: SupervisorOptions,
     next_generation: u64,
     /// Set once shutdown began: who waits for the last connection to end.
@@ -97,6 +102,7 @@ impl Supervisor {
             policy,
             monitor,
             clients: ClientCache::default(),
+            upgrades: Arc::new(Semaphore::new(UPGRADES_IN_FLIGHT)),
             options,
             next_generation: 0,
             shutdown: None,
@@ -148,6 +154,7 @@ impl Supervisor {
         let generation = self.next_generation;
         let me = ctx.address();
         let links = ConnectionLinks {
+            upgrades: self.upgrades.clone(),
             phase: me.clone().recipient(),
             ended: me.recipient(),
             messages: self.monitor.clone().recipient(),
@@ -269,6 +276,7 @@ impl Supervisor {
                 // What an old OTA endpoint said may not hold for the new settings.
                 slot.discovered = None;
                 slot.prefer_discovered_token = false;
+                slot.activation = activating::Seen::default();
                 if slot.settings.mcp != settings.mcp {
                     if let Some(old) = slot.mcp.take() {
                         old.do_send(StopMcp);
@@ -286,6 +294,7 @@ impl Supervisor {
                     expiry_timer: None,
                     discovered: None,
                     prefer_discovered_token: false,
+                    activation: activating::Seen::default(),
                     mcp: None,
                 };
                 self.slots.insert(name.clone(), slot);
@@ -337,13 +346,7 @@ impl Supervisor {
                 };
                 self.transition(&name, next, loss, ctx);
             }
-            Decision::AwaitActivation { after } => {
-                let code = report.activation_code.clone().unwrap_or_default();
-                journal::activation(&name, &report, after);
-                let owned = name.clone();
-                let timer = ctx.run_later(after, move |act, ctx| act.start(&owned, 0, Purpose::Attempt, None, ctx));
-                self.transition(&name, Run::Activating { timer, code, after }, Some(report), ctx);
-            }
+            Decision::AwaitActivation { after } => self.await_activation(&name, report, after, ctx),
             Decision::GiveUp { attempts, probe_in } => {
                 let revive_after = slot.settings.reconnect.revive_after;
                 journal::gave_up(
@@ -803,6 +806,7 @@ impl Handler<ConnectionPhase> for Supervisor {
             then: AfterEnd::Decide,
         };
         match msg.phase {
+            Phase::Offered(offered) => Self::record_offered(&self.monitor, &msg.session, slot, offered),
             Phase::Discovered(found) => {
                 if slot.settings.url.is_none() {
                     Self::register_url(&self.monitor, &msg.session, found.url.as_deref(), slot);
@@ -812,6 +816,7 @@ impl Handler<ConnectionPhase> for Supervisor {
             Phase::Handshaking => self.keep_then(&msg.session, advanced(LivePhase::Handshaking), ctx),
             Phase::Ready { url, session_id, took } => {
                 journal::connected(&msg.session, &url, session_id.as_deref(), took);
+                slot.activation = activating::Seen::default();
                 if purpose == Purpose::TokenRefresh {
                     let configured = slot.settings.credential.is_some();
                     slot.prefer_discovered_token |= configured;
@@ -879,32 +884,37 @@ impl Handler<ConnectionEnded> for Supervisor {
                 journal::lost(&name, &msg, false, false);
                 self.stay_stopped(&name, false, Some(msg.report), ctx)
             }
-            AfterEnd::Decide => {
-                let decide = Decide {
-                    session: name.clone(),
-                    report: msg.report.clone(),
-                    ready_for: msg.ready_for,
-                };
-                // Waiting here keeps every other command out until the decision
-                // is applied, so no session is ever "between" states.
-                ctx.wait(
-                    self.policy
-                        .send(decide)
-                        .into_actor(self)
-                        .map(move |decision, act, ctx| {
-                            let decision = decision.unwrap_or_else(|err| {
-                                log::error!("session={name} reconnect policy unavailable: {err}");
-                                Decision::GiveUp {
-                                    attempts: 0,
-                                    probe_in: None,
-                                }
-                            });
-                            act.decided(name, &msg, purpose, decision, ctx);
-                        }),
-                );
-            }
+            AfterEnd::Decide => self.ask_policy(name, msg, purpose, ctx),
         }
         self.finish_shutdown_if_done();
+    }
+}
+
+impl Supervisor {
+    /// Ask the policy what follows `ended` (the session is `Deciding`).
+    fn ask_policy(&mut self, name: String, ended: ConnectionEnded, purpose: Purpose, ctx: &mut Context<Self>) {
+        let decide = Decide {
+            session: name.clone(),
+            report: ended.report.clone(),
+            ready_for: ended.ready_for,
+        };
+        // Waiting here keeps every other command out until the decision
+        // is applied, so no session is ever "between" states.
+        ctx.wait(
+            self.policy
+                .send(decide)
+                .into_actor(self)
+                .map(move |decision, act, ctx| {
+                    let decision = decision.unwrap_or_else(|err| {
+                        log::error!("session={name} reconnect policy unavailable: {err}");
+                        Decision::GiveUp {
+                            attempts: 0,
+                            probe_in: None,
+                        }
+                    });
+                    act.decided(name, &ended, purpose, decision, ctx);
+                }),
+        );
     }
 }
 

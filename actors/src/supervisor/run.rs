@@ -86,12 +86,13 @@ pub enum Run {
     },
     /// The OTA endpoint asks for activation: waiting on a person.
     Activating {
-        /// Fires the next question to the endpoint.
+        /// Fires the next question to the endpoint, or (v2) runs the round
+        /// of confirmations to `/activate`.
         timer: SpawnHandle,
         /// The code to enter in the server's console.
         code: String,
-        /// Until the next question.
-        after: Duration,
+        /// Until the next question; `None` while confirming (v2).
+        after: Option<Duration>,
     },
     /// Gave up after a burst (or an auth refusal); probes with one attempt now and then.
     Failed {
@@ -169,7 +170,8 @@ impl Run {
     /// Until the next attempt, when one is scheduled.
     pub fn retry_in(&self) -> Option<Duration> {
         match self {
-            Run::Backoff { after, .. } | Run::Activating { after, .. } => Some(*after),
+            Run::Backoff { after, .. } => Some(*after),
+            Run::Activating { after, .. } => *after,
             Run::Failed { probe, .. } => probe.as_ref().map(|(_, after)| *after),
             Run::Stopped { .. } | Run::Live { .. } | Run::Deciding => None,
         }
@@ -227,13 +229,15 @@ impl Kind {
 /// A connection moves forward through its phases and its end is always
 /// `Deciding`, settled by the policy or by the command that closed it
 /// (stop, restart, replace). A decision leads to a wait, a park, a stop or
-/// a new attempt; waits and parks end in an attempt or a stop. Nothing else.
+/// a new attempt; waits and parks end in an attempt or a stop. A round of
+/// activation confirmations that the server refused ends in `Deciding`
+/// too, like a connection. Nothing else.
 pub fn allowed(from: Kind, to: Kind) -> bool {
     use Kind::*;
     let live = |k: Kind| matches!(k, Connecting | Handshaking | Ready);
     match (from, to) {
         (Connecting, Handshaking) | (Handshaking, Ready) => true,
-        (f, Deciding) if live(f) => true,
+        (f, Deciding) if live(f) || f == Activating => true,
         (Deciding, Backoff | Activating | Failed | Stopped | Connecting) => true,
         (Stopped | Backoff | Activating | Failed, Connecting | Stopped) => true,
         _ => false,
@@ -268,7 +272,7 @@ mod tests {
         assert_eq!(successors(Ready), [Deciding]);
         assert_eq!(successors(Deciding), [Stopped, Connecting, Backoff, Activating, Failed]);
         assert_eq!(successors(Backoff), [Stopped, Connecting]);
-        assert_eq!(successors(Activating), [Stopped, Connecting]);
+        assert_eq!(successors(Activating), [Stopped, Connecting, Deciding]);
         assert_eq!(successors(Failed), [Stopped, Connecting]);
     }
 

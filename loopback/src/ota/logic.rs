@@ -117,12 +117,15 @@ impl Endpoint {
             "firmware": {"version": version, "url": ""},
         });
         let device = self.devices.entry(device_id.to_owned()).or_default();
+        let first_key_wins = self.options.activation.as_ref().is_some_and(|a| a.first_key_wins);
         if let Some(key) = asked
             .payload
             .and_then(|p| p.pointer("/application/elf_sha256"))
             .and_then(Value::as_str)
         {
-            device.key = Some(key.to_owned());
+            if !(first_key_wins && device.key.is_some()) {
+                device.key = Some(key.to_owned());
+            }
         }
         let mut sections = true;
         if let (Some(activation), false) = (&self.options.activation, device.bound) {
@@ -375,6 +378,18 @@ mod tests {
         let stranger = signed("nope", "00");
         assert_eq!(endpoint.activate(&asked(Some(&stranger)), t0).status, 400);
         assert_eq!(endpoint.activate(&asked(None), t0).status, 400);
+
+        // A server that keeps the first key refuses a device that made a new one.
+        endpoint.options.activation.as_mut().unwrap().first_key_wins = true;
+        let newer = json!({"application": {"elf_sha256": "a-new-key"}});
+        endpoint.ota(&asked(Some(&newer)), t0, SystemTime::now());
+        assert_eq!(
+            endpoint.device("aa:bb:cc:dd:ee:ff", t0).unwrap().key.as_deref(),
+            Some(KEY)
+        );
+        let resigned = signed(&challenge, &hmac_sha256_hex("a-new-key", &challenge));
+        assert_eq!(endpoint.activate(&asked(Some(&resigned)), t0).status, 401);
+        endpoint.options.activation.as_mut().unwrap().first_key_wins = false;
 
         let later = t0 + Duration::from_secs(61);
         assert_eq!(endpoint.activate(&asked(Some(&good)), later).status, 410);

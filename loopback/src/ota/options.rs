@@ -110,6 +110,10 @@ pub struct ActivationOptions {
     /// Keep the `websocket` and `mqtt` sections in the answer while
     /// activation is pending, as current cloud and console answers do.
     pub sections_while_pending: bool,
+    /// Keep the first HMAC key a device registered and ignore later ones,
+    /// as a server that remembers its devices does: a device that lost its
+    /// key and made a new one is then refused (401).
+    pub first_key_wins: bool,
 }
 
 impl Default for ActivationOptions {
@@ -120,6 +124,7 @@ impl Default for ActivationOptions {
             code: None,
             message_prefix: "http://127.0.0.1:8001".to_owned(),
             sections_while_pending: true,
+            first_key_wins: false,
         }
     }
 }

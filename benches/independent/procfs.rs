@@ -1,0 +1,71 @@
+//! /proc readings of a process: resident memory and CPU time. Reads only.
+
+/// `sysconf(_SC_CLK_TCK)` on Linux: /proc CPU times are in these.
+const CLOCK_TICKS: f64 = 100.0;
+
+/// A `kB` field of /proc/PID/status (`VmRSS:`, `VmHWM:`), 0 when unreadable.
+pub fn status_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// User + system CPU seconds of every thread of `pid` so far.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of proc(5); `rest` starts at field 3.
+    let ticks: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
+        + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
+    ticks as f64 / CLOCK_TICKS
+}
+
+/// CPU seconds of every live thread of `pid` so far, from the scheduler's
+/// nanosecond clock (/proc/PID/task/*/schedstat): the 10 ms ticks of
+/// `cpu_seconds` are too coarse for an idle daemon's tenths of a second.
+/// Threads that already ended are not counted.
+pub fn cpu_seconds_precise(pid: u32) -> f64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0.0;
+    };
+    let nanos: u64 = tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
+        .filter_map(|line| line.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    nanos as f64 / 1e9
+}
+
+/// CLOCK_MONOTONIC now, in seconds: the clock of the servers' timestamps
+/// (Python's `time.monotonic()`).
+pub fn monotonic_seconds() -> f64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime with a valid, owned timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+}
+
+/// A wall-clock instant as CLOCK_MONOTONIC seconds, through the two clocks'
+/// offset now (the daemon stamps its events with the wall clock).
+pub fn monotonic_from_wall(at: std::time::SystemTime) -> f64 {
+    let wall_now = std::time::SystemTime::now();
+    let mono_now = monotonic_seconds();
+    match wall_now.duration_since(at) {
+        Ok(ago) => mono_now - ago.as_secs_f64(),
+        Err(ahead) => mono_now + ahead.duration().as_secs_f64(),
+    }
+}
+
+/// The 1-minute load average and the machine's CPU count, for the report.
+pub fn load() -> (f64, usize) {
+    let one = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0);
+    (one, std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
