@@ -20,7 +20,7 @@ use actix_web::{web, App, HttpResponse, HttpServer};
 use wsvisor_actors::messages::{ListSessions, ProbeTree};
 use wsvisor_actors::Tree;
 
-use crate::control_server::metrics;
+use crate::control_server::{metrics, tool_metrics};
 
 /// The Prometheus text exposition content type.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -106,7 +106,11 @@ async fn serve_metrics(state: web::Data<State>) -> HttpResponse {
         Ok(Ok(sessions)) => HttpResponse::Ok()
             .content_type(CONTENT_TYPE)
             .insert_header(CacheControl(vec![CacheDirective::NoCache]))
-            .body(metrics::render(&sessions, state.started.elapsed())),
+            .body({
+                let mut text = metrics::render(&sessions, state.started.elapsed());
+                text.push_str(&tool_metrics::render(&state.tree.mcp.stats.snapshot()));
+                text
+            }),
         _ => HttpResponse::ServiceUnavailable()
             .content_type("text/plain; charset=utf-8")
             .body("the monitor did not answer\n"),

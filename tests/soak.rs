@@ -167,7 +167,13 @@ impl Lane {
     fn wait_delivered(&self) {
         let want = self.accepted_count();
         let deadline = Instant::now() + LIMIT;
-        let delivered = || self.server.received_text_count() + self.dropped.load(SeqCst) >= want;
+        // The server's count includes the daemon's MCP replies (an
+        // `initialize` result per connection, its tool listings): the
+        // exact count, taken only once the cheap one is reached.
+        let delivered = || {
+            let texts = self.server.received_text_count() + self.dropped.load(SeqCst);
+            texts >= want && texts - self.server.mcp_replies().len() as u64 >= want
+        };
         while !delivered() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(1));
         }

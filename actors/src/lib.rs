@@ -5,6 +5,9 @@
 //!                                              │ starts
 //!                                              ▼
 //!                                 Connection ◄── SendPing / PeerDead ── Heartbeat
+//!                                     │ McpArrived        ▲ WriteText (replies)
+//!                                     ▼                   │
+//!                                 McpResponder (one per session) ──► ToolBroker (tools of programs)
 //! ```
 //!
 //! This crate knows nothing of CLI flags, config files or socket paths.
@@ -19,6 +22,7 @@ pub mod heartbeat;
 pub mod json;
 pub mod logsafe;
 pub mod loss;
+pub mod mcp;
 pub mod messages;
 pub mod monitor;
 pub mod ota;
@@ -40,12 +44,21 @@ pub struct Tree {
     pub supervisor: Addr<supervisor::Supervisor>,
     /// Queries and subscriptions go here.
     pub monitor: Addr<monitor::Monitor>,
+    /// Tools offered by local programs, and tool-call counters.
+    pub mcp: mcp::McpShared,
 }
 
 /// Start the tree on the current actix system thread.
 pub fn start_tree(options: supervisor::SupervisorOptions) -> Tree {
     let monitor = monitor::Monitor::default().start();
     let policy = policy::ReconnectPolicy::default().start();
-    let supervisor = supervisor::Supervisor::new(policy, monitor.clone(), options).start();
-    Tree { supervisor, monitor }
+    let mcp = mcp::McpShared::start();
+    let supervisor = supervisor::Supervisor::new(policy, monitor.clone(), options)
+        .with_mcp(mcp.clone())
+        .start();
+    Tree {
+        supervisor,
+        monitor,
+        mcp,
+    }
 }

@@ -21,6 +21,7 @@ use serde_json::{Map, Value};
 use crate::connection::{WriteBinaryRefused, WriteTextRefused};
 use crate::events::DropReason;
 use crate::loss::LossReport;
+use crate::mcp::{AnswerError, Offer, OfferError, ProviderId, SessionTools, ToolInfo, ToolOutcome, ToolSpec};
 use crate::ota::{Discovered, Offered};
 use crate::settings::{Keep, ReconnectSettings, SessionSettings};
 use crate::state::{SessionState, SessionSummary, StateUpdate};
@@ -453,6 +454,81 @@ pub struct Subscribe {
     /// Only state changes (and lag notices): what the daemon itself watches,
     /// never held up by server messages.
     pub states_only: bool,
+}
+
+// ───────────────────────────────── MCP ─────────────────────────────────
+//
+//  Connection ──McpArrived──► McpResponder ──WriteText──► (that) Connection
+//  Supervisor ──StopMcp / ListTools──► McpResponder ──OfferedTools,
+//  control socket ──OfferTools / AnswerToolCall / WithdrawTools──►   CallOfferedTool──► ToolBroker
+
+/// The server sent an `mcp` message; the reply goes to `reply`, the
+/// connection that read it, and nowhere else.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct McpArrived {
+    /// The whole message as compact JSON text (the same text subscribers get).
+    pub message: Arc<str>,
+    /// The connection that read it.
+    pub reply: Recipient<WriteText>,
+}
+
+/// Stop a session's responder (its session is removed or its MCP settings changed).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopMcp;
+
+/// The tools a session offers, for `ctl tools`.
+#[derive(Message)]
+#[rtype(result = "Result<SessionTools, CommandError>")]
+pub struct GetSessionTools(pub String);
+
+/// A responder's tools, config ones first.
+#[derive(Message)]
+#[rtype(result = "Vec<ToolInfo>")]
+pub struct ListTools;
+
+/// A program offers tools; its calls go through the offer's channel.
+#[derive(Message)]
+#[rtype(result = "Result<ProviderId, OfferError>")]
+pub struct OfferTools(pub Offer);
+
+/// A program is gone: its tools are withdrawn and its calls in flight end.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct WithdrawTools(pub ProviderId);
+
+/// The tools programs offer to `session`, in the order they were offered.
+#[derive(Message)]
+#[rtype(result = "Vec<Arc<ToolSpec>>")]
+pub struct OfferedTools {
+    /// Session name.
+    pub session: String,
+}
+
+/// Call an offered tool; answered once, by the program, its timeout, or its going away.
+#[derive(Message)]
+#[rtype(result = "ToolOutcome")]
+pub struct CallOfferedTool {
+    /// The session whose server asked.
+    pub session: String,
+    /// The tool, as listed by [`OfferedTools`] (a tool offered anew under
+    /// the same name is another tool).
+    pub tool: Arc<ToolSpec>,
+    /// Already checked against its schema.
+    pub arguments: Value,
+}
+
+/// A program's answer to one of its calls.
+#[derive(Message)]
+#[rtype(result = "Result<(), AnswerError>")]
+pub struct AnswerToolCall {
+    /// The program.
+    pub provider: ProviderId,
+    /// The call's id.
+    pub call_id: String,
+    /// Its result.
+    pub outcome: ToolOutcome,
 }
 
 // ─────────────────────────── liveness ───────────────────────────

@@ -8,6 +8,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::mcp::McpSettings;
 use crate::wire::AudioParams;
 
 /// Everything that defines one supervised session.
@@ -51,6 +52,8 @@ pub struct SessionSettings {
     pub limits: BufferLimits,
     /// Backoff and give-up rules.
     pub reconnect: ReconnectSettings,
+    /// Who answers the server's MCP requests, with which config tools.
+    pub mcp: McpSettings,
 }
 
 /// Discovery through the OTA endpoint (`POST http://host:8003/xiaozhi/ota/`).

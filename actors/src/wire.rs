@@ -40,12 +40,15 @@ const KNOWN_TYPES: &[&str] = &[
     "hello", "listen", "abort", "mcp", "stt", "tts", "llm", "iot", "ping", "pong", "goodbye", "alert", "system",
 ];
 
-/// Our hello, the first message after the upgrade.
-pub fn client_hello(audio_params: &AudioParams) -> String {
+/// Our hello, the first message after the upgrade. `mcp`: announce
+/// `features.mcp` (the server then sends MCP requests; without it, it
+/// sends none).
+pub fn client_hello(audio_params: &AudioParams, mcp: bool) -> String {
+    let features = if mcp { json!({"mcp": true}) } else { json!({}) };
     json!({
         "type": "hello",
         "version": 1,
-        "features": {"mcp": true},
+        "features": features,
         "transport": "websocket",
         "audio_params": audio_params,
     })
@@ -191,12 +194,14 @@ mod tests {
 
     #[test]
     fn client_hello_has_the_fields_servers_check() {
-        let hello: Value = serde_json::from_str(&client_hello(&AudioParams::default())).unwrap();
+        let hello: Value = serde_json::from_str(&client_hello(&AudioParams::default(), true)).unwrap();
         assert_eq!(hello["type"], "hello");
         assert_eq!(hello["version"], 1);
         assert_eq!(hello["transport"], "websocket");
         assert_eq!(hello["features"]["mcp"], true);
         assert_eq!(hello["audio_params"]["sample_rate"], 16000);
+        let quiet: Value = serde_json::from_str(&client_hello(&AudioParams::default(), false)).unwrap();
+        assert_eq!(quiet["features"], json!({}), "no features.mcp at all when off");
     }
 
     #[test]

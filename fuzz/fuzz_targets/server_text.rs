@@ -8,9 +8,11 @@ use wsvisor_actors::wire::{self, ServerText};
 fuzz_target!(|text: &str| {
     match wire::classify_server_text(text) {
         ServerText::Message(message) => {
-            assert!(message.is_object());
-            let _ = wire::type_of(&message);
-            let _ = wire::is_known_type(&message);
+            // Kept as compact JSON text: an object, on one line.
+            assert!(message.json.starts_with('{') && message.json.ends_with('}'));
+            assert!(!message.json.contains('\n'));
+            let _ = message.kind_or_none();
+            let _ = message.is_known_type();
         }
         ServerText::Hello(_) | ServerText::AuthFailed | ServerText::Malformed(_) => {}
     }

@@ -10,6 +10,7 @@
 //! - `raw`: serde structs mirroring the TOML, every value with its span;
 //! - `value`: checks of single values (durations, integers, choices);
 //! - `daemon`, `tunables`, `session`: the three kinds of tables;
+//! - `tools`: `[[tool]]`, the MCP tools sessions offer;
 //! - `files`: the look at `token_file` and `ca_file` done at load time;
 //! - `position`: byte offsets to line:col, and [`ConfigError`].
 
@@ -20,6 +21,7 @@ mod position;
 mod raw;
 mod session;
 mod socket_only;
+mod tools;
 mod tunables;
 mod value;
 
@@ -192,6 +194,7 @@ pub fn parse(path_for_messages: &Path, text: &str) -> Result<Config, ConfigError
         }
         sessions.push(settings);
     }
+    tools::attach(&src, raw.tool.as_ref(), &mut sessions, base_dir, &mut warnings)?;
 
     Ok(Config {
         path: path_for_messages.to_path_buf(),

@@ -26,6 +26,7 @@ pub(super) struct RawConfig {
     pub daemon: Option<RawDaemon>,
     pub defaults: Option<RawDefaults>,
     pub session: Option<SessionList>,
+    pub tool: Option<ToolList>,
 }
 
 /// `[daemon]`.
@@ -108,6 +109,7 @@ pub(super) struct RawDefaults {
     pub outbound_buffer: Leaf,
     pub reconnect: Option<RawReconnect>,
     pub audio_params: Option<RawAudioParams>,
+    pub mcp: Leaf,
 }
 
 /// `[defaults.reconnect]` or `[session.reconnect]`.
@@ -195,6 +197,7 @@ pub(super) struct RawSession {
     pub outbound_buffer: Leaf,
     pub reconnect: Option<RawReconnect>,
     pub audio_params: Option<RawAudioParams>,
+    pub mcp: Leaf,
 }
 
 impl RawSession {
@@ -214,6 +217,50 @@ impl RawSession {
             outbound_buffer: self.outbound_buffer.clone(),
             reconnect: self.reconnect.clone(),
             audio_params: self.audio_params.clone(),
+            mcp: self.mcp.clone(),
         }
     }
+}
+
+/// All `[[tool]]` tables, each with the span of its header.
+#[derive(Debug, Default)]
+pub(super) struct ToolList(pub Vec<Spanned<RawTool>>);
+
+impl<'de> Deserialize<'de> for ToolList {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ToolsVisitor;
+        impl<'de> Visitor<'de> for ToolsVisitor {
+            type Value = ToolList;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an array of [[tool]] tables")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ToolList, A::Error> {
+                let mut tools = Vec::new();
+                while let Some(tool) = seq.next_element()? {
+                    tools.push(tool);
+                }
+                Ok(ToolList(tools))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, _map: A) -> Result<ToolList, A::Error> {
+                Err(A::Error::custom(
+                    "tools are written [[tool]] with double brackets, one table per tool",
+                ))
+            }
+        }
+        deserializer.deserialize_seq(ToolsVisitor)
+    }
+}
+
+/// One `[[tool]]`: an MCP tool run as a command.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a [[tool]] table")]
+pub(super) struct RawTool {
+    pub name: Leaf,
+    pub description: Leaf,
+    pub command: Leaf,
+    pub sessions: Leaf,
+    pub timeout: Leaf,
+    pub max_output: Leaf,
+    pub max_concurrent: Leaf,
+    pub input_schema: Leaf,
 }

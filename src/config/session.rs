@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use toml::Spanned;
+use wsvisor_actors::mcp::McpSettings;
 use wsvisor_actors::settings::{Credential, OtaSettings, SessionSettings, TlsSettings};
 
 use super::files;
@@ -164,6 +165,11 @@ pub(super) fn build(
         queue: tunables.queue,
         limits: tunables.limits,
         reconnect: tunables.reconnect,
+        // Its config tools are added once every [[tool]] is read.
+        mcp: McpSettings {
+            mode: tunables.mcp,
+            tools: Vec::new(),
+        },
     })
 }
 

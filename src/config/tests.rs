@@ -81,6 +81,7 @@ fn builtin_session(name: &str, credential: Credential) -> SessionSettings {
         },
         limits: BufferLimits::default(),
         reconnect: builtin_reconnect(),
+        mcp: Default::default(),
     }
 }
 

@@ -10,6 +10,7 @@ use std::ops::Range;
 use std::time::Duration;
 
 use toml::{Spanned, Value};
+use wsvisor_actors::mcp::McpMode;
 use wsvisor_actors::settings::{BufferLimits, Keep, LivenessSettings, QueueSettings, ReconnectSettings};
 use wsvisor_actors::wire::AudioParams;
 
@@ -72,6 +73,7 @@ pub(super) struct Layer {
     sample_rate: Option<At<u32>>,
     channels: Option<At<u32>>,
     frame_duration: Option<At<u32>>,
+    mcp: Option<At<McpMode>>,
 }
 
 /// The settings of one session that come from a [`Layer`] stack.
@@ -85,6 +87,7 @@ pub(super) struct Tunables {
     pub limits: BufferLimits,
     pub reconnect: ReconnectSettings,
     pub audio_params: AudioParams,
+    pub mcp: McpMode,
 }
 
 /// Applies `check` to the value of an optional key.
@@ -157,6 +160,14 @@ impl Layer {
             sample_rate: count("sample_rate", &audio.sample_rate, 8000, 48000)?,
             channels: count("channels", &audio.channels, 1, 2)?,
             frame_duration: count("frame_duration", &audio.frame_duration, 10, 120)?,
+            mcp: opt(&raw.mcp, |v| {
+                let modes = [
+                    ("builtin", McpMode::Builtin),
+                    ("external", McpMode::External),
+                    ("off", McpMode::Off),
+                ];
+                value::choice(src, "mcp", v, &modes)
+            })?,
         })
     }
 
@@ -188,6 +199,7 @@ impl Layer {
             sample_rate: pick(&self.sample_rate, &under.sample_rate),
             channels: pick(&self.channels, &under.channels),
             frame_duration: pick(&self.frame_duration, &under.frame_duration),
+            mcp: pick(&self.mcp, &under.mcp),
         }
     }
 
@@ -250,6 +262,7 @@ impl Layer {
                 channels: or(&self.channels, builtin_audio.channels),
                 frame_duration: or(&self.frame_duration, builtin_audio.frame_duration),
             },
+            mcp: or(&self.mcp, McpMode::Builtin),
         })
     }
 }

@@ -116,6 +116,11 @@ pub struct Subscription {
 }
 
 impl Subscription {
+    /// How long to wait for each event; see [`super::Subscription::set_timeout`].
+    pub fn set_timeout(&mut self, timeout: Option<Duration>) {
+        self.inner.set_timeout(timeout);
+    }
+
     /// The next event line as received; `None` once the daemon has closed.
     pub fn next_line(&mut self) -> Result<Option<String>, ClientError> {
         self.runtime.block_on(self.inner.next_line())

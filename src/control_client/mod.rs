@@ -280,6 +280,13 @@ pub struct Subscription {
 }
 
 impl Subscription {
+    /// How long to wait for each event from now on (`None`, the default
+    /// after subscribing: for ever); a wait that ends unanswered is
+    /// [`ClientError::TimedOut`].
+    pub fn set_timeout(&mut self, timeout: Option<Duration>) {
+        self.client.set_timeout(timeout);
+    }
+
     /// The next event line as received; `None` once the daemon has closed.
     pub async fn next_line(&mut self) -> Result<Option<String>, ClientError> {
         self.client.next_line().await

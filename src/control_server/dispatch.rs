@@ -17,7 +17,7 @@ use wsvisor_actors::state::SessionState;
 use wsvisor_actors::subscription::{SubscriberLimits, Subscription};
 use wsvisor_actors::Tree;
 
-use super::metrics;
+use super::{metrics, tool_metrics, tools};
 use crate::protocol::{
     ActivationStatus, Command, ControlError, Delivery, ErrorCode, Extra, IdentityInfo, MetricsText, Pong, Requested,
     SessionList, SessionSummary, StateCounts, Status,
@@ -47,6 +47,14 @@ pub enum Reply {
         events: Subscription,
         /// Include audio payloads.
         audio: bool,
+    },
+    /// `offer_tools`: answer `result`, then carry the calls of `link`'s
+    /// tools to this connection until it closes.
+    Offered {
+        /// The connection's place in the broker.
+        link: tools::ProviderLink,
+        /// The `result` of the response.
+        result: Value,
     },
 }
 
@@ -132,11 +140,21 @@ pub async fn execute(daemon: &DaemonHandle, command: Command) -> Result<Reply, C
             let panic = wsvisor_actors::messages::PanicConnection(session.clone());
             requested(tree.supervisor.send(panic).await, session, "panic")?
         }
+        Command::Tools { session } => result(tools::list(tree, session).await?),
+        Command::OfferTools { sessions, tools } => {
+            let (link, offered) = tools::offer(tree, sessions, tools).await?;
+            return Ok(Reply::Offered {
+                link,
+                result: result(offered),
+            });
+        }
+        // A connection that offers tools answers its calls in `peer`.
+        Command::ToolResult { .. } => return Err(tools::not_offering()),
         Command::Metrics => {
             let sessions = tree.monitor.send(ListSessions).await.map_err(unavailable)?;
-            result(MetricsText {
-                text: metrics::render(&sessions, daemon.started.elapsed()),
-            })
+            let mut text = metrics::render(&sessions, daemon.started.elapsed());
+            text.push_str(&tool_metrics::render(&tree.mcp.stats.snapshot()));
+            result(MetricsText { text })
         }
     };
     Ok(Reply::Value(value))

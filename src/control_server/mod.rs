@@ -11,7 +11,8 @@
 //! - `access`: who may use the socket (uids, groups);
 //! - `peer`: one connected peer, from the access check to its last line;
 //! - `dispatch`: carrying out one command against the tree;
-//! - `metrics`: the Prometheus text of `metrics`.
+//! - `metrics`, `tool_metrics`: the Prometheus text of `metrics`;
+//! - `tools`: MCP tools offered by programs (`offer_tools`, `tool_result`, `tools`).
 
 pub mod accept;
 pub mod access;
@@ -20,6 +21,8 @@ pub mod metrics;
 pub mod peer;
 pub mod socket_dir;
 pub mod socket_file;
+pub mod tool_metrics;
+pub mod tools;
 
 #[cfg(test)]
 mod tests;

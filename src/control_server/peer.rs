@@ -1,8 +1,10 @@
 //! One connected peer of the control socket, on the daemon's side: access
-//! check, then requests and responses line by line, and events once
-//! subscribed. Every wait is bounded, so a peer that never sends, or never
-//! reads, is cut off instead of held forever; each peer is its own task,
-//! so none can delay another or a session.
+//! check, then requests and responses line by line, events once
+//! subscribed, and tool calls once it offers tools (which it answers with
+//! `tool_result`; its tools are withdrawn when this task ends). Every wait
+//! is bounded, so a peer that never sends, or never reads, is cut off
+//! instead of held forever; each peer is its own task, so none can delay
+//! another or a session.
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -15,13 +17,15 @@ use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::UnixStream;
 
 use wsvisor_actors::events::SharedEvent;
+use wsvisor_actors::mcp::ToolCall;
 use wsvisor_actors::subscription::Subscription as EventStream;
 
 use super::access::{self, Access};
 use super::dispatch::{self, DaemonHandle, Reply};
+use super::tools::{self, ProviderLink};
 use super::ControlOptions;
 use crate::protocol::lines::{Line, LineReader};
-use crate::protocol::{self, ControlError, ErrorCode, Subscribed, MAX_LINE_BYTES};
+use crate::protocol::{self, Command, ControlError, ErrorCode, Subscribed, MAX_LINE_BYTES};
 
 struct Subscription {
     events: EventStream,
@@ -41,19 +45,22 @@ pub async fn serve(stream: UnixStream, daemon: Rc<DaemonHandle>, access: Rc<Acce
     let (read_half, mut writer) = stream.into_split();
     let mut reader = LineReader::new(read_half, MAX_LINE_BYTES);
     let mut subscription: Option<Subscription> = None;
+    // Dropped with this task, however it ends: that withdraws the tools.
+    let mut provider: Option<ProviderLink> = None;
     let mut served_any = false;
     loop {
-        // A subscriber may stay silent for ever; others must speak up.
-        let patience = match (&subscription, served_any) {
-            (Some(_), _) => None,
-            (None, false) => Some(options.first_request_timeout),
-            (None, true) => Some(options.idle_timeout),
+        // A subscriber, or a program offering tools, may stay silent for
+        // ever; others must speak up.
+        let patience = match (subscription.is_some() || provider.is_some(), served_any) {
+            (true, _) => None,
+            (false, false) => Some(options.first_request_timeout),
+            (false, true) => Some(options.idle_timeout),
         };
         let outgoing = tokio::select! {
             line = read_within(&mut reader, patience) => match line {
                 Some(Line::Complete(bytes)) => {
                     served_any = true;
-                    respond(&daemon, &bytes, &mut subscription).await
+                    respond(&daemon, &bytes, &mut subscription, &mut provider).await
                 }
                 Some(Line::TooLong) => {
                     let error = ControlError::new(ErrorCode::BadRequest, format!("request line longer than {MAX_LINE_BYTES} bytes"));
@@ -63,6 +70,10 @@ pub async fn serve(stream: UnixStream, daemon: Rc<DaemonHandle>, access: Rc<Acce
             },
             event = next_event(&mut subscription) => match event {
                 Some((event, audio)) => event.line(audio, protocol::event_line).to_owned(),
+                None => break,
+            },
+            call = next_call(&mut provider) => match call {
+                Some(call) => tools::call_line(call),
                 None => break,
             },
         };
@@ -92,7 +103,19 @@ async fn next_event(subscription: &mut Option<Subscription>) -> Option<(Arc<Shar
     }
 }
 
-async fn respond(daemon: &DaemonHandle, line: &[u8], subscription: &mut Option<Subscription>) -> String {
+async fn next_call(provider: &mut Option<ProviderLink>) -> Option<ToolCall> {
+    match provider {
+        Some(link) => link.next_call().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn respond(
+    daemon: &DaemonHandle,
+    line: &[u8],
+    subscription: &mut Option<Subscription>,
+    provider: &mut Option<ProviderLink>,
+) -> String {
     let request = match protocol::parse_request(line) {
         Ok(request) => request,
         Err((id, error)) => {
@@ -102,13 +125,27 @@ async fn respond(daemon: &DaemonHandle, line: &[u8], subscription: &mut Option<S
     };
     // The command's name only: arguments may hold messages and audio.
     log::debug!("control: request cmd={}", request.command.name());
-    match dispatch::execute(daemon, request.command).await {
-        Ok(Reply::Value(result)) => protocol::ok_response(&request.id, result),
-        Ok(Reply::Subscribed { events, audio }) => {
-            *subscription = Some(Subscription { events, audio });
-            protocol::ok_response(&request.id, Subscribed { subscribed: true })
+    // What only this connection's own tools can answer.
+    match (request.command, provider.as_ref()) {
+        (Command::ToolResult { call_id, result, error }, Some(link)) => {
+            match tools::answer(link, call_id, result, error).await {
+                Ok(answered) => protocol::ok_response(&request.id, answered),
+                Err(error) => protocol::error_response(&request.id, &error),
+            }
         }
-        Err(error) => protocol::error_response(&request.id, &error),
+        (Command::OfferTools { .. }, Some(_)) => protocol::error_response(&request.id, &tools::offering_already()),
+        (command, _) => match dispatch::execute(daemon, command).await {
+            Ok(Reply::Value(result)) => protocol::ok_response(&request.id, result),
+            Ok(Reply::Subscribed { events, audio }) => {
+                *subscription = Some(Subscription { events, audio });
+                protocol::ok_response(&request.id, Subscribed { subscribed: true })
+            }
+            Ok(Reply::Offered { link, result }) => {
+                *provider = Some(link);
+                protocol::ok_response(&request.id, result)
+            }
+            Err(error) => protocol::error_response(&request.id, &error),
+        },
     }
 }
 

@@ -49,6 +49,13 @@ fn describe(event: &EventLine, now: SystemTime) -> String {
         EventLine::Audio { bytes, .. } => format!("{} audio {bytes} bytes", session()),
         EventLine::Dropped { count, why, .. } => format!("{} dropped {count} ({why})", session()),
         EventLine::Lagged { skipped } => format!("lagged: {skipped} events skipped"),
+        EventLine::ToolCall(call) => format!(
+            "{} tool_call {} call_id={} arguments={}",
+            session(),
+            units::clean(&call.tool),
+            units::clean(&call.call_id),
+            units::clean(&call.arguments.to_string())
+        ),
     };
     format!("{} {text}", units::clock(now))
 }

@@ -12,7 +12,7 @@ use wsvisor_actors::state::SessionState;
 use super::table;
 use super::units;
 use super::{identity, sessions, CtlCommand};
-use crate::protocol::{Delivery, MetricsText, Pong, ReloadSummary, Requested, StateCounts, Status};
+use crate::protocol::{Delivery, MetricsText, Pong, ReloadSummary, Requested, SessionToolList, StateCounts, Status};
 
 /// The text to print for a successful `command` whose result is `result`,
 /// ending with a newline (or empty).
@@ -33,7 +33,39 @@ pub fn render(command: &CtlCommand, result: &Value, now: SystemTime) -> String {
         CtlCommand::Identity { .. } => identity::render(result),
         CtlCommand::Reload => typed(result, reload),
         CtlCommand::Metrics => typed(result, metrics),
+        CtlCommand::Tools { .. } => typed(result, tools),
+        // `ask` prints the answer itself.
+        CtlCommand::Ask { .. } => String::new(),
     }
+}
+
+/// `kitchen: mcp builtin, 2 tools`, then one row per tool.
+fn tools(list: SessionToolList) -> String {
+    let count = match list.tools.len() {
+        1 => "1 tool".to_owned(),
+        n => format!("{n} tools"),
+    };
+    let mut text = format!(
+        "{}: mcp {}, {count}\n",
+        units::clean(&list.session),
+        units::clean(&list.mcp)
+    );
+    if list.tools.is_empty() {
+        return text;
+    }
+    let mut rows = vec![["NAME", "SOURCE", "TIMEOUT", "DESCRIPTION"].map(str::to_owned).to_vec()];
+    for tool in &list.tools {
+        // The first line of the description: a table row stays one line.
+        let description = tool.description.lines().next().unwrap_or_default();
+        rows.push(vec![
+            units::clean(&tool.name),
+            units::clean(&tool.source),
+            units::millis(tool.timeout_ms),
+            units::clean(description),
+        ]);
+    }
+    text.push_str(&table::columns(&rows));
+    text
 }
 
 /// `show` of the result read as `T`, or the result's JSON when it is not a `T`.
@@ -217,6 +249,26 @@ sessions:  3 total, 2 ready, 1 backoff
         assert_eq!(show(CtlCommand::Reload, result), "reloaded: changed d\n");
         let result = json!({"added": [], "removed": [], "changed": [], "unchanged": 0});
         assert_eq!(show(CtlCommand::Reload, result), "reloaded: no sessions\n");
+    }
+
+    #[test]
+    fn tools_as_a_table() {
+        let result = json!({"session": "kitchen", "mcp": "builtin", "tools": [
+            {"name": "cpu_temp", "description": "CPU temperature\nin °C", "source": "config", "timeout_ms": 10000, "input_schema": {"type": "object"}},
+            {"name": "lamp", "description": "A lamp\u{1b}[2J", "source": "program", "timeout_ms": 1500, "input_schema": {"type": "object"}},
+        ]});
+        let expected = "\
+kitchen: mcp builtin, 2 tools
+NAME      SOURCE   TIMEOUT  DESCRIPTION
+cpu_temp  config   10s      CPU temperature
+lamp      program  1.5s     A lamp\\u{1b}[2J
+";
+        assert_eq!(show(CtlCommand::Tools { name: name("kitchen") }, result), expected);
+        let off = json!({"session": "attic", "mcp": "off", "tools": []});
+        assert_eq!(
+            show(CtlCommand::Tools { name: name("attic") }, off),
+            "attic: mcp off, 0 tools\n"
+        );
     }
 
     #[test]

@@ -11,8 +11,10 @@
 //!   daemon is contacted;
 //! - `socket_path`: which socket path to use;
 //! - `human`: what a person sees for each command's result;
-//! - `sessions`, `identity`, `events`, `table`, `units`: the larger pieces of `human`.
+//! - `sessions`, `identity`, `events`, `table`, `units`: the larger pieces of `human`;
+//! - `ask`: `ctl ask`, a question and its answer as it arrives.
 
+mod ask;
 mod events;
 mod human;
 mod identity;
@@ -139,6 +141,36 @@ pub enum CtlCommand {
     Reload,
     /// Print the Prometheus metrics.
     Metrics,
+    /// The MCP tools a session offers its server (config and programs).
+    Tools {
+        /// Session name.
+        name: String,
+    },
+    /// Ask the assistant: send TEXT as typed input and print the answer as
+    /// it arrives; exit 0 when it has been said, 1 when it does not come.
+    #[command(
+        after_help = "The text goes to the server as the firmware sends typed input (listen, state detect). \
+                      A wake word (\"你好小智\") gets the greeting; an exit word (\"退出\") ends the session; \
+                      anything else is a question for the language model. The answer's sentences go to \
+                      stdout, one per line; what the server heard and the emotion go to stderr."
+    )]
+    Ask {
+        /// Session name.
+        name: String,
+        /// What to say.
+        text: String,
+        /// Give up when the session says nothing for this long.
+        #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+        timeout: std::time::Duration,
+    },
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err("must be more than 0s".to_owned()),
+        Err(err) => Err(format!("{err}; write it like \"30s\" or \"2m\"")),
+    }
 }
 
 /// The payload of `audio`: exactly one of the two.
@@ -166,6 +198,9 @@ pub fn run(args: CtlArgs) -> i32 {
     );
     if let Some(warning) = warning {
         eprintln!("wsvisor ctl: {}", units::clean(&warning));
+    }
+    if let CtlCommand::Ask { name, timeout, .. } = &args.command {
+        return ask::run(&path, name, command, *timeout, args.json);
     }
     let client = match Client::connect(&path) {
         Ok(client) => client,

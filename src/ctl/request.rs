@@ -9,7 +9,7 @@ use base64::Engine;
 use serde_json::{Map, Value};
 
 use super::{AudioSource, CtlCommand};
-use crate::protocol::{kind, to_line, Command, Request, MAX_LINE_BYTES};
+use crate::protocol::{kind, to_line, Command, ListenState, Request, MAX_LINE_BYTES};
 
 /// The command for the command line, or a usage message.
 pub fn build(command: &CtlCommand) -> Result<Command, String> {
@@ -62,6 +62,14 @@ fn build_with(command: &CtlCommand, stdin: &mut dyn Read) -> Result<Command, Str
         CtlCommand::Subscribe { names, audio } => Command::Subscribe {
             sessions: (!names.is_empty()).then(|| names.clone()),
             audio: *audio,
+        },
+        CtlCommand::Tools { name } => Command::Tools { session: name.clone() },
+        // Typed input, as the firmware sends it; `ask` then reads the answer.
+        CtlCommand::Ask { name, text, .. } => Command::Listen {
+            session: name.clone(),
+            state: ListenState::Detect,
+            mode: None,
+            text: Some(text.clone()),
         },
     };
     // The daemon refuses longer lines; say so now, in terms of the input.

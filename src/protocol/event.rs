@@ -9,7 +9,7 @@ use wsvisor_actors::loss::Cause;
 use wsvisor_actors::state::SessionState;
 
 use super::summary::millis;
-use super::{to_line, Extra, Timestamp};
+use super::{to_line, Extra, Timestamp, ToolCallEvent};
 
 /// One event line.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -48,6 +48,8 @@ pub enum EventLine {
         /// How many it missed.
         skipped: u64,
     },
+    /// A tool this connection offers was called (after `offer_tools`).
+    ToolCall(ToolCallEvent),
 }
 
 /// A `state` event.
@@ -125,6 +127,7 @@ impl EventLine {
             EventLine::Message { session, .. }
             | EventLine::Audio { session, .. }
             | EventLine::Dropped { session, .. } => Some(session),
+            EventLine::ToolCall(call) => Some(&call.session),
             EventLine::Lagged { .. } => None,
         }
     }

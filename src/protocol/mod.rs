@@ -9,7 +9,8 @@
 //! - `response`: response lines, error codes and errors;
 //! - `results`: the `result` of each command;
 //! - `summary`: a session summary and its counters;
-//! - `event`: the event lines of a subscription;
+//! - `event`: the event lines of a subscription (and of offered tools);
+//! - `tools`: MCP tools offered by programs, their calls and answers;
 //! - `lines`: newline framing with a byte cap, for both ends;
 //! - `timestamp`: RFC 3339 times as the protocol writes them.
 //!
@@ -26,6 +27,7 @@ mod response;
 mod results;
 mod summary;
 mod timestamp;
+mod tools;
 
 #[cfg(test)]
 mod tests;
@@ -40,6 +42,7 @@ pub use self::results::{
 };
 pub use self::summary::{Counters, LastClose, OtaOffer, SessionSummary};
 pub use self::timestamp::Timestamp;
+pub use self::tools::{OfferedTool, SessionToolList, ToolAnswered, ToolCallEvent, ToolEntry, ToolsOffered};
 /// The name tables the protocol shares with the actor tree: states, loss
 /// causes and drop reasons, each with its serde and strum names.
 pub use wsvisor_actors::{events::DropReason, loss::Cause, state::SessionState};

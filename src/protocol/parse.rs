@@ -12,6 +12,7 @@ use wsvisor_actors::json;
 
 use super::request::{Command, ListenMode, ListenState, Request};
 use super::response::{ControlError, ErrorCode};
+use super::tools::OfferedTool;
 
 /// Parse one request line (without its newline). On error, the id is
 /// returned when it could be read, so the response still carries it.
@@ -122,27 +123,7 @@ fn parse_command(mut fields: Map<String, Value>) -> Result<Command, ControlError
             Command::Audio { session, data }
         }
         "subscribe" => {
-            let sessions = match args.take("sessions") {
-                None | Some(Value::Null) => None,
-                Some(Value::Array(names)) => Some(
-                    names
-                        .into_iter()
-                        .map(|n| match n {
-                            Value::String(name) => Ok(name),
-                            other => Err(ControlError::bad(format!(
-                                "`sessions` must list names, found {}",
-                                kind(&other)
-                            ))),
-                        })
-                        .collect::<Result<Vec<_>, _>>()?,
-                ),
-                Some(other) => {
-                    return Err(ControlError::bad(format!(
-                        "`sessions` must be an array, not {}",
-                        kind(&other)
-                    )))
-                }
-            };
+            let sessions = args.names("sessions")?;
             let audio = match args.take("audio") {
                 None | Some(Value::Null) => false,
                 Some(Value::Bool(audio)) => audio,
@@ -154,6 +135,40 @@ fn parse_command(mut fields: Map<String, Value>) -> Result<Command, ControlError
                 }
             };
             Command::Subscribe { sessions, audio }
+        }
+        "tools" => Command::Tools {
+            session: args.session()?,
+        },
+        "offer_tools" => {
+            let sessions = args.names("sessions")?;
+            let tools = match args.take("tools") {
+                Some(Value::Array(tools)) => tools
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, tool)| offered_tool(i, tool))
+                    .collect::<Result<Vec<_>, _>>()?,
+                Some(other) => {
+                    return Err(ControlError::bad(format!(
+                        "`tools` must be an array of tools, not {}",
+                        kind(&other)
+                    )))
+                }
+                None => return Err(ControlError::bad("`offer_tools` needs `tools`")),
+            };
+            Command::OfferTools { sessions, tools }
+        }
+        "tool_result" => {
+            let call_id = args
+                .string("call_id")?
+                .ok_or_else(|| ControlError::bad("`tool_result` needs `call_id`"))?;
+            let result = args.take("result").filter(|v| !v.is_null());
+            let error = args.string("error")?;
+            if result.is_some() == error.is_some() {
+                return Err(ControlError::bad(
+                    "`tool_result` needs exactly one of `result` (what the tool gave) and `error` (why it failed)",
+                ));
+            }
+            Command::ToolResult { call_id, result, error }
         }
         #[cfg(feature = "fault-injection")]
         "wedge" => Command::Wedge {
@@ -197,6 +212,28 @@ impl Args<'_> {
         }
     }
 
+    /// An optional array of session names.
+    fn names(&mut self, name: &str) -> Result<Option<Vec<String>>, ControlError> {
+        match self.take(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Array(names)) => names
+                .into_iter()
+                .map(|n| match n {
+                    Value::String(name) => Ok(name),
+                    other => Err(ControlError::bad(format!(
+                        "`{name}` must list names, found {}",
+                        kind(&other)
+                    ))),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+            Some(other) => Err(ControlError::bad(format!(
+                "`{name}` must be an array, not {}",
+                kind(&other)
+            ))),
+        }
+    }
+
     fn session(&mut self) -> Result<String, ControlError> {
         self.string("session")?
             .ok_or_else(|| ControlError::bad(format!("`{}` needs `session`", self.cmd)))
@@ -208,6 +245,52 @@ impl Args<'_> {
             None => Ok(()),
         }
     }
+}
+
+/// Tool `i` (0-based) of `offer_tools`: its keys checked one by one; the
+/// tool itself (name, schema) is checked where it is compiled.
+fn offered_tool(i: usize, tool: Value) -> Result<OfferedTool, ControlError> {
+    let Value::Object(fields) = tool else {
+        return Err(ControlError::bad(format!(
+            "`tools[{i}]` must be an object, not {}",
+            kind(&tool)
+        )));
+    };
+    let at = format!("tools[{i}]");
+    let mut args = Args { cmd: &at, fields };
+    let name = args
+        .string("name")?
+        .ok_or_else(|| ControlError::bad(format!("`{at}` needs `name`")))?;
+    let description = args
+        .string("description")?
+        .ok_or_else(|| ControlError::bad(format!("`{at}` (tool {name:?}) needs `description`")))?;
+    let input_schema = match args.take("input_schema") {
+        None | Some(Value::Null) => None,
+        Some(schema @ Value::Object(_)) => Some(schema),
+        Some(other) => {
+            return Err(ControlError::bad(format!(
+                "`{at}.input_schema` must be a JSON Schema object, not {}",
+                kind(&other)
+            )))
+        }
+    };
+    let timeout_ms = match args.take("timeout_ms") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) if n.as_u64().is_some() => n.as_u64(),
+        Some(other) => {
+            return Err(ControlError::bad(format!(
+                "`{at}.timeout_ms` must be a whole number of milliseconds, not {}",
+                kind(&other)
+            )))
+        }
+    };
+    args.finish()?;
+    Ok(OfferedTool {
+        name,
+        description,
+        input_schema,
+        timeout_ms,
+    })
 }
 
 /// "a string", "an object"...: how errors name the JSON type found.

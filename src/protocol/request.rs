@@ -131,6 +131,35 @@ pub enum Command {
     Reload,
     /// Prometheus text. Result: [`MetricsText`](super::MetricsText).
     Metrics,
+    /// The tools a session offers its server. Result:
+    /// [`SessionToolList`](super::SessionToolList).
+    Tools {
+        /// Session name.
+        session: String,
+    },
+    /// Offer tools to these sessions' servers (all when None), for as long
+    /// as this connection lasts; calls then arrive on it as `tool_call`
+    /// events. Result: [`ToolsOffered`](super::ToolsOffered).
+    OfferTools {
+        /// Session names.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sessions: Option<Vec<String>>,
+        /// The tools.
+        tools: Vec<super::OfferedTool>,
+    },
+    /// Answer a `tool_call` of this connection: exactly one of `result`
+    /// (a string, or any JSON, given as its text) and `error`. Result:
+    /// [`ToolAnswered`](super::ToolAnswered).
+    ToolResult {
+        /// The call's id.
+        call_id: String,
+        /// What the tool gave.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        result: Option<Value>,
+        /// Why the tool failed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
     /// Test-only: make the session's connection stop answering.
     #[cfg(feature = "fault-injection")]
     Wedge {

@@ -65,6 +65,7 @@ pub fn settings(name: &str, url: &str) -> SessionSettings {
             stable_after: Duration::from_secs(10),
             revive_after: None,
         },
+        mcp: Default::default(),
     }
 }
 

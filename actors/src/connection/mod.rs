@@ -43,8 +43,8 @@ use crate::heartbeat::{Heartbeat, HeartbeatPeer, LineLife};
 use crate::logsafe;
 use crate::loss::{Cause, LossReport, CODE_ABNORMAL};
 use crate::messages::{
-    CloseConnection, ConnectionEnded, ConnectionPhase, HeartbeatEnded, LineAnswered, PeerDead, Phase, Probe,
-    PublishAudio, PublishMessage, RecordRtt, SendPing, StopHeartbeat, WriteBinary, WriteText,
+    CloseConnection, ConnectionEnded, ConnectionPhase, HeartbeatEnded, LineAnswered, McpArrived, PeerDead, Phase,
+    Probe, PublishAudio, PublishMessage, RecordRtt, SendPing, StopHeartbeat, WriteBinary, WriteText,
 };
 use crate::settings::SessionSettings;
 pub use crate::settings::DEFAULT_MAX_MESSAGE as MAX_MESSAGE_BYTES;
@@ -88,6 +88,9 @@ pub struct ConnectionLinks {
     pub audio: Recipient<PublishAudio>,
     /// Receives Ping round trips.
     pub rtt: Recipient<RecordRtt>,
+    /// Receives the server's `mcp` messages too (besides `messages`), when
+    /// the session answers MCP itself.
+    pub mcp: Option<Recipient<McpArrived>>,
 }
 
 /// What a session lends each of its connections for their whole life.
@@ -294,7 +297,7 @@ impl Connection {
             act.close_and_end(report, close_reason(1000, "hello timeout"), ctx);
         });
         self.enter(Stage::Handshaking { hello_timer }, ctx);
-        let hello = wire::client_hello(&self.settings.audio_params);
+        let hello = wire::client_hello(&self.settings.audio_params, self.settings.mcp.announced());
         self.write_or_stall(Message::Text(hello.into()), ctx);
         self.report_phase(Phase::Handshaking);
     }
@@ -343,6 +346,12 @@ impl Connection {
                             logsafe::value(message.kind_or_none())
                         ),
                     );
+                }
+                if let (Some(mcp), Some("mcp")) = (&self.links.mcp, message.kind.as_deref()) {
+                    mcp.do_send(McpArrived {
+                        message: message.json.clone(),
+                        reply: ctx.address().recipient(),
+                    });
                 }
                 self.links.messages.do_send(PublishMessage {
                     session: self.settings.name.clone(),

@@ -33,6 +33,7 @@ use crate::connection::{
 use crate::events::DropReason;
 use crate::logsafe;
 use crate::loss::{Cause, LossReport};
+use crate::mcp::{McpMode, McpResponder, McpShared, SessionTools};
 use crate::messages::*;
 use crate::monitor::Monitor;
 use crate::ota::Discovered;
@@ -63,6 +64,8 @@ struct Slot {
     prefer_discovered_token: bool,
     /// Activation: the code shown and since when (a new one is logged as new).
     activation: activating::Seen,
+    /// The session's MCP responder; it outlives the connections.
+    mcp: Option<Addr<McpResponder>>,
 }
 
 impl Slot {
@@ -86,6 +89,9 @@ pub struct Supervisor {
     next_generation: u64,
     /// Set once shutdown began: who waits for the last connection to end.
     shutdown: Option<Vec<oneshot::Sender<()>>>,
+    /// What the sessions' MCP responders share; without it (a tree built
+    /// without [`Supervisor::with_mcp`]) no session answers MCP.
+    mcp: Option<McpShared>,
 }
 
 impl Supervisor {
@@ -100,7 +106,14 @@ impl Supervisor {
             options,
             next_generation: 0,
             shutdown: None,
+            mcp: None,
         }
+    }
+
+    /// Give every session an MCP responder sharing `mcp`.
+    pub fn with_mcp(mut self, mcp: McpShared) -> Self {
+        self.mcp = Some(mcp);
+        self
     }
 
     /// The one way a session changes state: checked against the table,
@@ -147,8 +160,13 @@ impl Supervisor {
             messages: self.monitor.clone().recipient(),
             audio: self.monitor.clone().recipient(),
             rtt: self.monitor.clone().recipient(),
+            mcp: None,
         };
         let Some(slot) = self.slots.get_mut(name) else { return };
+        let links = ConnectionLinks {
+            mcp: slot.mcp.clone().map(Addr::recipient),
+            ..links
+        };
         if slot.run.connection().is_some() {
             return;
         }
@@ -218,6 +236,9 @@ impl Supervisor {
     fn remove(&mut self, name: &str, ctx: &mut Context<Self>) {
         self.drop_queue(name, DropReason::SessionStopped);
         if let Some(mut slot) = self.slots.remove(name) {
+            if let Some(responder) = slot.mcp.take() {
+                responder.do_send(StopMcp);
+            }
             if let Some(timer) = slot.run.take_timer() {
                 ctx.cancel_future(timer);
             }
@@ -256,6 +277,11 @@ impl Supervisor {
                 slot.discovered = None;
                 slot.prefer_discovered_token = false;
                 slot.activation = activating::Seen::default();
+                if slot.settings.mcp != settings.mcp {
+                    if let Some(old) = slot.mcp.take() {
+                        old.do_send(StopMcp);
+                    }
+                }
                 slot.settings = settings;
             }
             None => {
@@ -269,10 +295,12 @@ impl Supervisor {
                     discovered: None,
                     prefer_discovered_token: false,
                     activation: activating::Seen::default(),
+                    mcp: None,
                 };
                 self.slots.insert(name.clone(), slot);
             }
         }
+        self.start_responder(&name);
         let slot = &self.slots[&name];
         Self::register_url(&self.monitor, &name, slot.settings.url.as_deref(), slot);
     }
@@ -341,6 +369,18 @@ impl Supervisor {
                 let wakes_on_send = report.is_clean_close();
                 self.stay_stopped(&name, wakes_on_send, Some(report), ctx);
             }
+        }
+    }
+
+    /// Give the session a responder when its settings want one and it has none.
+    fn start_responder(&mut self, name: &str) {
+        let (Some(shared), Some(slot)) = (&self.mcp, self.slots.get_mut(name)) else {
+            return;
+        };
+        if slot.mcp.is_none() && slot.settings.mcp.answered() {
+            let settings = Arc::new(slot.settings.mcp.clone());
+            let responder = McpResponder::new(name, settings, shared.broker.clone(), shared.stats.clone());
+            slot.mcp = Some(responder.start());
         }
     }
 
@@ -710,9 +750,15 @@ impl Handler<ProbeTree> for Supervisor {
             ("reconnect policy".to_owned(), self.policy.clone().recipient()),
             ("monitor".to_owned(), self.monitor.clone().recipient()),
         ];
+        if let Some(mcp) = &self.mcp {
+            probes.push(("tool broker".to_owned(), mcp.broker.clone().recipient()));
+        }
         for (name, slot) in &self.slots {
             if let Some(conn) = slot.run.connection() {
                 probes.push((format!("session={name} connection"), conn.clone().recipient()));
+            }
+            if let Some(responder) = &slot.mcp {
+                probes.push((format!("session={name} mcp responder"), responder.clone().recipient()));
             }
         }
         let probes: Vec<_> = probes
@@ -869,6 +915,26 @@ impl Supervisor {
                     act.decided(name, &ended, purpose, decision, ctx);
                 }),
         );
+    }
+}
+
+impl Handler<GetSessionTools> for Supervisor {
+    type Result = ResponseFuture<Result<SessionTools, CommandError>>;
+
+    fn handle(&mut self, msg: GetSessionTools, _: &mut Context<Self>) -> Self::Result {
+        let slot = match self.slots.get(&msg.0) {
+            Some(slot) => slot,
+            None => return Box::pin(async move { Err(CommandError::NotFound(msg.0)) }),
+        };
+        let mode = slot.settings.mcp.mode;
+        let responder = slot.mcp.clone().filter(|_| mode == McpMode::Builtin);
+        Box::pin(async move {
+            let tools = match responder {
+                Some(responder) => responder.send(ListTools).await.unwrap_or_default(),
+                None => Vec::new(),
+            };
+            Ok(SessionTools { mode, tools })
+        })
     }
 }
 
