@@ -7,7 +7,7 @@ mod support;
 use std::time::Duration;
 
 use serde_json::json;
-use support::ota::OtaEndpoint;
+use support::ota::{ota_session, OtaEndpoint};
 use support::tls::PrivateCa;
 use support::{settings, start};
 use wsvisor_actors::loss::Cause;
@@ -18,14 +18,6 @@ use wsvisor_actors::state::SessionState;
 use wsvisor_loopback::{Fault, Server, ServerOptions};
 
 const LIMIT: Duration = Duration::from_secs(5);
-
-fn ota_session(ota: &OtaEndpoint) -> SessionSettings {
-    let mut session = settings("kitchen", "unused");
-    session.url = None;
-    session.credential = None;
-    session.ota = Some(OtaSettings { url: ota.url() });
-    session
-}
 
 fn websocket(server: &Server, token: &str) -> serde_json::Value {
     json!({"server_time": {"timestamp": 0}, "websocket": {"url": server.url(), "token": token}})

@@ -10,24 +10,16 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::ota::OtaEndpoint;
+use support::ota::{ota_session, OtaEndpoint};
 use support::{settings, start};
 use wsvisor_actors::events::{DropReason, Event};
 use wsvisor_actors::loss::Cause;
 use wsvisor_actors::messages::{AddSession, GetSession, RemoveSession, SendAudio, SendOutcome, SendText};
-use wsvisor_actors::settings::{Credential, OtaSettings, SessionSettings};
+use wsvisor_actors::settings::{Credential, OtaSettings};
 use wsvisor_actors::state::SessionState;
 use wsvisor_loopback::{Fault, Server, ServerOptions};
 
 const LIMIT: Duration = Duration::from_secs(5);
-
-fn ota_session(ota: &OtaEndpoint) -> SessionSettings {
-    let mut session = settings("kitchen", "unused");
-    session.url = None;
-    session.credential = None;
-    session.ota = Some(OtaSettings { url: ota.url() });
-    session
-}
 
 fn listen_detect(n: usize) -> serde_json::Map<String, serde_json::Value> {
     let serde_json::Value::Object(map) = json!({"type": "listen", "state": "detect", "text": format!("m{n}")}) else {

@@ -66,6 +66,18 @@ pub fn parse_bounded(text: &[u8], max_values: usize) -> Result<Value, JsonError>
     serde_json::from_str(as_text).map_err(|e| JsonError::Invalid(e.to_string()))
 }
 
+/// "a string", "an object", ...: how an error names the JSON type it found.
+pub fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
 /// Check that `text` is JSON (building nothing) and give it back without
 /// insignificant whitespace, so it fits on one line of the control socket.
 pub fn compact(text: &str) -> Result<String, JsonError> {

@@ -293,14 +293,4 @@ fn offered_tool(i: usize, tool: Value) -> Result<OfferedTool, ControlError> {
     })
 }
 
-/// "a string", "an object"...: how errors name the JSON type found.
-pub fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
+pub use wsvisor_actors::json::kind;

@@ -118,3 +118,12 @@ fn answer_one(stream: TcpStream, answer: &Value, requests: &Mutex<Vec<OtaRequest
     );
     stream.write_all(response.as_bytes()).ok()
 }
+
+/// A session that learns its url and token from `ota` (test timings).
+pub fn ota_session(ota: &OtaEndpoint) -> wsvisor_actors::settings::SessionSettings {
+    let mut session = super::settings("kitchen", "unused");
+    session.url = None;
+    session.credential = None;
+    session.ota = Some(wsvisor_actors::settings::OtaSettings { url: ota.url() });
+    session
+}

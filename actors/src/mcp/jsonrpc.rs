@@ -10,7 +10,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::json::{self, JsonError};
+use crate::json::{self, kind, JsonError};
 
 /// Method not found.
 pub const METHOD_NOT_FOUND: i64 = -32601;
@@ -112,16 +112,6 @@ fn echoable(id: &Value) -> bool {
     matches!(id, Value::Number(_) | Value::String(_))
 }
 
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
 
 /// The xiaozhi message carrying a successful reply.
 pub fn result(id: &Value, result: Value) -> Map<String, Value> {
