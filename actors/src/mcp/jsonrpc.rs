@@ -112,7 +112,6 @@ fn echoable(id: &Value) -> bool {
     matches!(id, Value::Number(_) | Value::String(_))
 }
 
-
 /// The xiaozhi message carrying a successful reply.
 pub fn result(id: &Value, result: Value) -> Map<String, Value> {
     wrap(json!({"jsonrpc": "2.0", "id": id, "result": result}))

@@ -10,9 +10,16 @@
 //!
 //! It also owns each session's queue of text messages, so that what local
 //! programs send survives the connections that come and go.
+//!
+//! Here: the session records, the transition, starting connections, and
+//! what follows a connection's end. `commands` has the daemon's commands,
+//! `outbound` the queue's traffic, `activating` the activation state,
+//! `run` the states and their table, `journal` the log lines.
 
 mod activating;
+mod commands;
 mod journal;
+mod outbound;
 mod queue;
 mod run;
 
@@ -22,14 +29,11 @@ use std::time::{Duration, SystemTime};
 
 use actix::prelude::*;
 use tokio::sync::{oneshot, Semaphore};
-use tokio::time::Instant;
 
 pub use self::queue::{Bounds, Held, OutboundQueue, QueueBound};
 use self::run::{allowed, AfterEnd, LivePhase, Purpose, Run};
 use crate::client::{ClientCache, ClientKey};
-use crate::connection::{
-    ConnectPlan, Connection, ConnectionLinks, SessionShared, WriteBinaryRefused, WriteTextRefused, UPGRADES_IN_FLIGHT,
-};
+use crate::connection::{ConnectPlan, Connection, ConnectionLinks, SessionShared, UPGRADES_IN_FLIGHT};
 use crate::events::DropReason;
 use crate::logsafe;
 use crate::loss::{Cause, LossReport};
@@ -40,7 +44,6 @@ use crate::ota::Discovered;
 use crate::policy::ReconnectPolicy;
 use crate::settings::SessionSettings;
 use crate::state::StateUpdate;
-use crate::wire::OutboundText;
 
 /// What the Supervisor must know of the daemon around it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -426,319 +429,10 @@ impl Supervisor {
             }
         }
     }
-
-    // ───────────── the queue ─────────────
-
-    /// Hand one held message to a ready connection; what it cannot take
-    /// comes back to the queue (and is flushed again only at the next
-    /// hello when `flush_again` is false).
-    fn hand_to_connection(&mut self, name: &str, held: Held, conn: Addr<Connection>, ctx: &mut Context<Self>) {
-        let name = name.to_owned();
-        let write = conn.send(WriteText(held.text.clone()));
-        ctx.spawn(write.into_actor(self).map(move |result, act, ctx| match result {
-            Ok(Ok(())) => {}
-            // Stalled: keep it for the next connection rather than spin.
-            Ok(Err(WriteTextRefused::Stalled(_))) => act.hold_again(&name, held, false, ctx),
-            // Handed back, or the connection died with it in its mailbox.
-            Ok(Err(WriteTextRefused::NotReady(_))) | Err(_) => act.hold_again(&name, held, true, ctx),
-        }));
-    }
-
-    fn hold_again(&mut self, name: &str, held: Held, flush_again: bool, ctx: &mut Context<Self>) {
-        let Some(slot) = self.slots.get_mut(name) else { return };
-        if slot.run.refuses_text() {
-            self.report_dropped(name, 1, DropReason::SessionStopped);
-            return;
-        }
-        let bounds = slot.bounds();
-        let overflow = slot.queue.restore(vec![held], bounds);
-        if overflow > 0 {
-            self.report_dropped(name, overflow, DropReason::QueueFull);
-        }
-        self.queue_changed(name, ctx);
-        if flush_again && self.slots[name].run.is_ready() {
-            self.flush(name, ctx);
-        }
-    }
-
-    /// Write everything held, oldest first, right after the server hello.
-    fn flush(&mut self, name: &str, ctx: &mut Context<Self>) {
-        self.expire(name, ctx);
-        let Ok(conn) = self.ready_connection(name) else { return };
-        let Some(slot) = self.slots.get_mut(name) else { return };
-        let held = slot.queue.drain();
-        if held.is_empty() {
-            return;
-        }
-        self.queue_changed(name, ctx);
-        for message in held {
-            self.hand_to_connection(name, message, conn.clone(), ctx);
-        }
-    }
-
-    fn expire(&mut self, name: &str, ctx: &mut Context<Self>) {
-        let Some(slot) = self.slots.get_mut(name) else { return };
-        let expired = slot.queue.expire(Instant::now(), slot.settings.queue.ttl);
-        if expired > 0 {
-            self.report_dropped(name, expired, DropReason::QueueTtl);
-            self.queue_changed(name, ctx);
-        }
-    }
-
-    /// Publish the queue length and arm the timer for the oldest message's expiry.
-    fn queue_changed(&mut self, name: &str, ctx: &mut Context<Self>) {
-        let Some(slot) = self.slots.get_mut(name) else { return };
-        if let Some(timer) = slot.expiry_timer.take() {
-            ctx.cancel_future(timer);
-        }
-        if let Some(at) = slot.queue.next_expiry(slot.settings.queue.ttl) {
-            let owned = name.to_owned();
-            let wait = at.saturating_duration_since(Instant::now());
-            slot.expiry_timer = Some(ctx.run_later(wait, move |act, ctx| act.expire(&owned, ctx)));
-        }
-        self.monitor.do_send(RecordQueued {
-            session: name.to_owned(),
-            queued: slot.queue.len(),
-        });
-    }
-
-    fn drop_queue(&mut self, name: &str, why: DropReason) {
-        let Some(slot) = self.slots.get_mut(name) else { return };
-        let count = slot.queue.drain().len() as u64;
-        if count > 0 {
-            self.report_dropped(name, count, why);
-            self.monitor.do_send(RecordQueued {
-                session: name.to_owned(),
-                queued: 0,
-            });
-        }
-    }
-
-    fn report_dropped(&self, name: &str, count: u64, why: DropReason) {
-        journal::dropped(name, count, why);
-        self.monitor.do_send(PublishDropped {
-            session: name.to_owned(),
-            count,
-            why,
-        });
-    }
-
-    /// Hold a message for the session's next ready connection.
-    fn hold(&mut self, name: &str, held: Held, ctx: &mut Context<Self>) -> Result<SendOutcome, CommandError> {
-        let slot = self
-            .slots
-            .get_mut(name)
-            .ok_or_else(|| CommandError::NotFound(name.to_owned()))?;
-        if slot.run.refuses_text() {
-            return Err(CommandError::Stopped(name.to_owned()));
-        }
-        let bounds = slot.bounds();
-        if bounds.messages == 0 {
-            return Err(CommandError::NotReady {
-                session: name.to_owned(),
-                state: slot.run.kind().public(),
-            });
-        }
-        let position = slot.queue.push(held, bounds).map_err(|bound| CommandError::QueueFull {
-            session: name.to_owned(),
-            bound,
-        })?;
-        let wake = matches!(slot.run, Run::Stopped { .. });
-        self.queue_changed(name, ctx);
-        if wake {
-            self.restart(name, None, ctx);
-        }
-        Ok(SendOutcome::Queued { position })
-    }
 }
 
 impl Actor for Supervisor {
     type Context = Context<Self>;
-}
-
-impl Handler<AddSession> for Supervisor {
-    type Result = Result<(), CommandError>;
-
-    fn handle(&mut self, msg: AddSession, ctx: &mut Context<Self>) -> Self::Result {
-        let name = msg.0.name.clone();
-        if let Some(slot) = self.slots.get_mut(&name) {
-            // Removed, and added back while the old connection is closing:
-            // the new settings take over when it has ended.
-            if let Run::Live {
-                then: then @ AfterEnd::Remove,
-                ..
-            } = &mut slot.run
-            {
-                *then = AfterEnd::Replace(Box::new(msg.0));
-                return Ok(());
-            }
-            return Err(CommandError::AlreadyExists(name));
-        }
-        let autostart = msg.0.autostart;
-        self.apply_settings(msg.0);
-        self.transition(&name, Run::Stopped { wakes_on_send: false }, None, ctx);
-        if autostart {
-            self.start(&name, 0, Purpose::Attempt, None, ctx);
-        }
-        Ok(())
-    }
-}
-
-impl Handler<ReplaceSession> for Supervisor {
-    type Result = Result<(), CommandError>;
-
-    fn handle(&mut self, msg: ReplaceSession, ctx: &mut Context<Self>) -> Self::Result {
-        let name = msg.0.name.clone();
-        let slot = self
-            .slots
-            .get_mut(&name)
-            .ok_or_else(|| CommandError::NotFound(name.clone()))?;
-        if let Run::Live { then, .. } = &mut slot.run {
-            if matches!(then, AfterEnd::Remove) {
-                return Err(CommandError::NotFound(name));
-            }
-            self.close_live(&name, AfterEnd::Replace(Box::new(msg.0)), "configuration changed");
-            return Ok(());
-        }
-        let was_running = !matches!(slot.run, Run::Stopped { .. });
-        self.apply_settings(msg.0);
-        if was_running {
-            self.restart(&name, None, ctx);
-        }
-        Ok(())
-    }
-}
-
-impl Handler<RemoveSession> for Supervisor {
-    type Result = Result<(), CommandError>;
-
-    fn handle(&mut self, msg: RemoveSession, ctx: &mut Context<Self>) -> Self::Result {
-        if !self.slots.contains_key(&msg.0) {
-            return Err(CommandError::NotFound(msg.0));
-        }
-        if !self.close_live(&msg.0, AfterEnd::Remove, "session removed") {
-            self.remove(&msg.0, ctx);
-        }
-        Ok(())
-    }
-}
-
-impl Handler<ConnectSession> for Supervisor {
-    type Result = Result<(), CommandError>;
-
-    fn handle(&mut self, msg: ConnectSession, ctx: &mut Context<Self>) -> Self::Result {
-        let slot = self
-            .slots
-            .get(&msg.0)
-            .ok_or_else(|| CommandError::NotFound(msg.0.clone()))?;
-        if slot.run.connection().is_none() {
-            self.restart(&msg.0, None, ctx);
-        }
-        Ok(())
-    }
-}
-
-impl Handler<DisconnectSession> for Supervisor {
-    type Result = Result<(), CommandError>;
-
-    fn handle(&mut self, msg: DisconnectSession, ctx: &mut Context<Self>) -> Self::Result {
-        let slot = self
-            .slots
-            .get(&msg.0)
-            .ok_or_else(|| CommandError::NotFound(msg.0.clone()))?;
-        match slot.run {
-            Run::Live { .. } => {
-                self.close_live(&msg.0, AfterEnd::Stop, "disconnect");
-            }
-            Run::Stopped { .. } => {}
-            Run::Deciding | Run::Backoff { .. } | Run::Activating { .. } | Run::Failed { .. } => {
-                self.stay_stopped(&msg.0, false, None, ctx)
-            }
-        }
-        Ok(())
-    }
-}
-
-impl Handler<ReconnectSession> for Supervisor {
-    type Result = Result<(), CommandError>;
-
-    fn handle(&mut self, msg: ReconnectSession, ctx: &mut Context<Self>) -> Self::Result {
-        if !self.slots.contains_key(&msg.0) {
-            return Err(CommandError::NotFound(msg.0));
-        }
-        if !self.close_live(&msg.0, AfterEnd::Restart, "reconnect") {
-            self.restart(&msg.0, None, ctx);
-        }
-        Ok(())
-    }
-}
-
-impl Handler<SendText> for Supervisor {
-    type Result = ResponseActFuture<Self, Result<SendOutcome, CommandError>>;
-
-    /// Written by the ready connection (`sent` only once it took it), held
-    /// while the session is on its way back, refused when it is stopped.
-    fn handle(&mut self, msg: SendText, ctx: &mut Context<Self>) -> Self::Result {
-        let name = msg.session;
-        let Some(slot) = self.slots.get_mut(&name) else {
-            return Box::pin(fut::ready(Err(CommandError::NotFound(name))));
-        };
-        let held = Held {
-            seq: slot.queue.next_seq(),
-            accepted_at: Instant::now(),
-            text: OutboundText::from_object(&msg.message),
-        };
-        let conn = match self.ready_connection(&name) {
-            Ok(conn) => conn,
-            Err(_) => return Box::pin(fut::ready(self.hold(&name, held, ctx))),
-        };
-        let write = conn.send(WriteText(held.text.clone()));
-        Box::pin(write.into_actor(self).map(move |result, act, ctx| match result {
-            Ok(Ok(())) => Ok(SendOutcome::Sent),
-            Ok(Err(WriteTextRefused::Stalled(why))) => Err(CommandError::Stalled { session: name, why }),
-            // Not ready any more (the connection just ended): hold it.
-            Ok(Err(WriteTextRefused::NotReady(_))) | Err(_) => act.hold(&name, held, ctx),
-        }))
-    }
-}
-
-impl Handler<SendAudio> for Supervisor {
-    type Result = ResponseFuture<Result<(), CommandError>>;
-
-    fn handle(&mut self, msg: SendAudio, _: &mut Context<Self>) -> Self::Result {
-        let conn = self.ready_connection(&msg.session);
-        Box::pin(async move {
-            let session = msg.session;
-            match conn?.send(WriteBinary(msg.data)).await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(WriteBinaryRefused::Stalled(why))) => Err(CommandError::Stalled { session, why }),
-                Ok(Err(WriteBinaryRefused::NotReady)) | Err(_) => Err(CommandError::NotReady { session, state: None }),
-            }
-        })
-    }
-}
-
-impl Handler<Shutdown> for Supervisor {
-    type Result = ResponseFuture<()>;
-
-    fn handle(&mut self, _: Shutdown, ctx: &mut Context<Self>) -> Self::Result {
-        let (tx, rx) = oneshot::channel();
-        self.shutdown.get_or_insert_with(Vec::new).push(tx);
-        let names: Vec<String> = self.slots.keys().cloned().collect();
-        for name in names {
-            if !self.close_live(&name, AfterEnd::Stop, "shutdown") {
-                if let Some(slot) = self.slots.get_mut(&name) {
-                    if let Some(timer) = slot.run.take_timer() {
-                        ctx.cancel_future(timer);
-                    }
-                }
-            }
-        }
-        self.finish_shutdown_if_done();
-        Box::pin(async move {
-            let _ = rx.await;
-        })
-    }
 }
 
 impl Handler<ProbeTree> for Supervisor {
