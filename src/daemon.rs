@@ -1,7 +1,9 @@
 //! `wsvisor run`: start the tree with the config's sessions, then live
 //! until a signal. SIGTERM/SIGINT close every session with 1000 and exit 0
 //! within the shutdown grace; SIGHUP reloads the config; with
-//! `on_give_up = "exit"`, the daemon exits 75 once every session failed.
+//! `on_give_up = "exit"`, the daemon exits 75 once every session failed;
+//! after a burst of connection attempts (start-up, a mass loss) the heap
+//! is trimmed (`heap`).
 
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -18,6 +20,7 @@ use wsvisor_actors::{start_tree, Tree};
 
 use crate::config::{Config, OnGiveUp};
 use crate::control_server::{self, ControlOptions, DaemonHandle};
+use crate::heap::{self, BurstTrim};
 use crate::reload::Reloader;
 use crate::{exit, metrics_http, systemd};
 
@@ -100,6 +103,12 @@ async fn serve(config: Config) -> i32 {
         config.path.display(),
         config.sessions.len()
     );
+    // The reloader keeps the running config and the Supervisor each
+    // session's settings: a third copy of every session's settings here
+    // would cost 0.6 MB a thousand sessions for as long as the daemon runs.
+    let exit_on_give_up = config.daemon.on_give_up == OnGiveUp::Exit;
+    drop(config);
+    let mut burst = BurstTrim::default();
     let mut status = systemd::session_status(&tree).await;
     systemd::ready(&status);
     if let Some(period) = systemd::watchdog_period() {
@@ -121,6 +130,7 @@ async fn serve(config: Config) -> i32 {
                     continue;
                 };
                 let mut changed = is_state_change(&event.event);
+                count_attempt(&mut burst, &event.event);
                 // Take a burst (thousands of sessions connecting at start)
                 // as one change: each recount below walks every session, and
                 // one per event made start-up quadratic (4 CPU-s after
@@ -128,6 +138,14 @@ async fn serve(config: Config) -> i32 {
                 if let Some(rx) = events.as_mut() {
                     while let Some(more) = rx.try_recv() {
                         changed |= is_state_change(&more.event);
+                        count_attempt(&mut burst, &more.event);
+                    }
+                }
+                if changed && burst.pending() {
+                    let counts = tree.monitor.send(CountStates).await.unwrap_or_default();
+                    let in_flight = counts.of(SessionState::Connecting) + counts.of(SessionState::Handshaking);
+                    if burst.settled(in_flight) {
+                        heap::trim();
                     }
                 }
                 if changed {
@@ -137,7 +155,7 @@ async fn serve(config: Config) -> i32 {
                         status = now;
                     }
                 }
-                if config.daemon.on_give_up == OnGiveUp::Exit && changed && all_failed(&tree).await {
+                if exit_on_give_up && changed && all_failed(&tree).await {
                     log::error!("every session gave up and on_give_up = \"exit\"; exiting {}", exit::ALL_GAVE_UP);
                     stop(&tree, "on_give_up").await;
                     break exit::ALL_GAVE_UP;
@@ -166,6 +184,14 @@ async fn next_event(events: &mut Option<Subscription>) -> Option<Arc<SharedEvent
     match events {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
+    }
+}
+
+/// A new connection attempt, counted towards the burst that a heap trim
+/// follows.
+fn count_attempt(burst: &mut BurstTrim, event: &Event) {
+    if matches!(event, Event::State(update) if update.state == SessionState::Connecting) {
+        burst.attempt();
     }
 }
 

@@ -24,6 +24,7 @@ mod daemon;
 mod demo;
 pub mod exit;
 mod generated_docs;
+mod heap;
 pub mod identity;
 mod limits;
 mod logging;

@@ -69,9 +69,15 @@ impl DaemonSettings {
     }
 }
 
+/// Between two `status` polls while waiting for ready: short enough for a
+/// start-up figure in tenths of a second, long enough that polling (each
+/// `status` walks every session) costs the daemon little.
+pub const READY_POLL: Duration = Duration::from_millis(50);
+
 /// `wsvisor run` in a scratch directory of its own.
 pub struct Daemon {
     child: Child,
+    spawned: Instant,
     socket: PathBuf,
     dir: PathBuf,
 }
@@ -86,6 +92,7 @@ impl Daemon {
         let config_path = dir.join("config.toml");
         std::fs::write(&config_path, settings.config(&socket, url)).expect("write config");
         let log = std::fs::File::create(dir.join("daemon.log")).expect("log file");
+        let spawned = Instant::now();
         let child = Command::new(binary())
             .arg("run")
             .arg("--config")
@@ -100,7 +107,12 @@ impl Daemon {
             .process_group(0)
             .spawn()
             .expect("start wsvisor");
-        Daemon { child, socket, dir }
+        Daemon {
+            child,
+            spawned,
+            socket,
+            dir,
+        }
     }
 
     /// Its pid.
@@ -108,22 +120,28 @@ impl Daemon {
         self.child.id()
     }
 
-    /// Waits (bounded by `limit`) until `n` sessions are ready.
-    pub fn wait_ready(&self, n: usize, limit: Duration) {
+    /// Waits (bounded by `limit`) until `n` sessions are ready; returns how
+    /// long after the daemon's start they were, to within [`READY_POLL`].
+    pub fn wait_ready(&self, n: usize, limit: Duration) -> Duration {
         let started = Instant::now();
         let mut control = Control::connect(&self.socket);
         loop {
             let status = control.call("status");
             let ready = status["result"]["sessions"]["ready"].as_u64().unwrap_or(0) as usize;
             if ready >= n {
-                return;
+                return self.spawned.elapsed();
             }
             assert!(
                 started.elapsed() < limit,
                 "only {ready} of {n} sessions ready after {limit:?}"
             );
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(READY_POLL);
         }
+    }
+
+    /// The control socket.
+    pub fn socket(&self) -> &std::path::Path {
+        &self.socket
     }
 
     /// Every state event from now on, read by a thread of its own that

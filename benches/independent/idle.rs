@@ -2,7 +2,8 @@
 //! the default heartbeat (15 s + 10 s), left alone; its resident memory at
 //! the end and the CPU seconds it used meanwhile, read from /proc, with a
 //! sample every 10 s so that periodic work (the server's 20 s Pings, the
-//! daemon's own) shows.
+//! daemon's own) shows; and how long the daemon took from its start until
+//! every session was ready.
 
 use std::time::{Duration, Instant};
 
@@ -12,6 +13,14 @@ use crate::servers::{ServerChild, ServerKind};
 
 /// What one idle run measured.
 pub struct IdleRun {
+    /// From the daemon's start until every session was ready (to within
+    /// the polling step, `daemon::READY_POLL`).
+    pub startup: Duration,
+    /// Daemon CPU seconds used by then.
+    pub startup_cpu: f64,
+    /// The server's CPU seconds by then (since its own start): near the
+    /// start-up time when the server's accept rate is what limits it.
+    pub startup_server_cpu: f64,
     /// The idle period.
     pub idle_for: Duration,
     /// Daemon RSS at the end, KiB.
@@ -49,7 +58,9 @@ pub fn measure(kind: ServerKind, sessions: usize, settle: Duration, idle_for: Du
     let load_before = procfs::load().0;
     let mut server = ServerChild::start(kind);
     let daemon = Daemon::start(&DaemonSettings::defaults(sessions), server.url());
-    daemon.wait_ready(sessions, Duration::from_secs(120));
+    let startup = daemon.wait_ready(sessions, Duration::from_secs(120));
+    let startup_cpu = daemon.usage().3;
+    let startup_server_cpu = server.usage().1;
     assert_eq!(
         server.ready() as usize,
         sessions,
@@ -74,6 +85,9 @@ pub fn measure(kind: ServerKind, sessions: usize, settle: Duration, idle_for: Du
     daemon.wait_ready(sessions, Duration::from_secs(5));
     assert_eq!(server.ready() as usize, sessions, "a session was lost while idle");
     IdleRun {
+        startup,
+        startup_cpu,
+        startup_server_cpu,
         idle_for,
         rss_kib,
         hwm_kib,

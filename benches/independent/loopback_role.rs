@@ -18,6 +18,9 @@ pub const ROLE: &str = "WSVISOR_INDEPENDENT_ROLE";
 /// Milliseconds between the server's own Pings, when set.
 pub const PING_MS: &str = "WSVISOR_INDEPENDENT_PING_MS";
 
+/// Set: the server sends every binary frame back.
+pub const ECHO: &str = "WSVISOR_INDEPENDENT_ECHO";
+
 /// Runs the role and exits, when this process was started as one.
 pub fn serve_if_asked() {
     if std::env::var_os(ROLE).is_none() {
@@ -29,6 +32,7 @@ pub fn serve_if_asked() {
         .map(Duration::from_millis);
     let server = Server::start(ServerOptions {
         ping_interval,
+        echo_binary: std::env::var_os(ECHO).is_some(),
         ..ServerOptions::default()
     })
     .expect("loopback server");

@@ -6,11 +6,12 @@
 //! process, the real daemon (`wsvisor run`) in a third.
 //!
 //! ```sh
-//! cargo bench --bench independent                       # idle + spread, loopback and python
+//! cargo bench --bench independent                       # idle + spread + forwarding, loopback and python
 //! cargo bench --bench independent -- idle --for 180     # 3 minutes, so the server's 20 s Pings matter
 //! cargo bench --bench independent -- idle --settle 45   # the clock starts 45 s after all are ready
 //! cargo bench --bench independent -- spread --servers python --rounds 5
-//! cargo bench --bench independent -- --quick            # 200 sessions, 10 s, 1 round
+//! cargo bench --bench independent -- forwarding         # latency the daemon adds to audio frames
+//! cargo bench --bench independent -- --quick            # 200 sessions, 10 s, 1 round, 3 s of frames a path
 //! ```
 //!
 //! Servers (`--servers a,b`): `loopback`, `loopback-ping` (it sends its own
@@ -19,6 +20,9 @@
 //! bounded in count and time; only 127.0.0.1 is used.
 
 mod daemon;
+#[path = "../shared/forward_latency.rs"]
+mod forward_latency;
+mod forwarding;
 mod idle;
 mod loopback_role;
 mod procfs;
@@ -31,6 +35,9 @@ use daemon::DaemonSettings;
 use servers::ServerKind;
 use spread::MassFault;
 
+/// The sections, in the order they run for each server.
+const SECTIONS: [&str; 3] = ["idle", "spread", "forwarding"];
+
 /// What to run.
 struct Plan {
     sections: Vec<String>,
@@ -39,6 +46,8 @@ struct Plan {
     idle_for: Duration,
     settle: Duration,
     rounds: usize,
+    variants: bool,
+    latency: forward_latency::Plan,
 }
 
 impl Plan {
@@ -72,14 +81,14 @@ impl Plan {
             if ["--servers", "--sessions", "--for", "--settle", "--rounds"].contains(&arg.as_str()) {
                 skip_next = true;
             } else if !arg.starts_with("--") {
-                if !["idle", "spread"].contains(&arg.as_str()) {
+                if !SECTIONS.contains(&arg.as_str()) {
                     usage(&format!("unknown section {arg:?}"));
                 }
                 sections.push(arg.clone());
             }
         }
         if sections.is_empty() {
-            sections = vec!["idle".into(), "spread".into()];
+            sections = SECTIONS.iter().map(|s| s.to_string()).collect();
         }
         Plan {
             sections,
@@ -88,30 +97,58 @@ impl Plan {
             idle_for: Duration::from_secs(number("--for", if quick { 10 } else { 60 })),
             settle: Duration::from_secs(number("--settle", 2)),
             rounds: number("--rounds", if quick { 1 } else { 3 }) as usize,
+            variants: args.iter().any(|a| a == "--variants"),
+            latency: if quick {
+                forward_latency::Plan::quick()
+            } else {
+                forward_latency::Plan::full()
+            },
         }
     }
 }
 
 fn usage(why: &str) -> ! {
     eprintln!(
-        "{why}\nusage: cargo bench --bench independent -- [idle] [spread] [--servers loopback,loopback-ping,python,python-noping] \
-         [--sessions N] [--for SECONDS] [--settle SECONDS] [--rounds N] [--quick]"
+        "{why}\nusage: cargo bench --bench independent -- [idle] [spread] [forwarding] [--servers loopback,loopback-ping,python,python-noping] \
+         [--sessions N] [--for SECONDS] [--settle SECONDS] [--rounds N] [--variants] [--quick]"
     );
     std::process::exit(2);
+}
+
+/// Raises the soft open-file limit to the hard one (children inherit it):
+/// 10,000 sessions need 10,000 sockets in the daemon and as many in the
+/// server; says so when that is still too few.
+fn raise_fd_limit(sessions: usize) {
+    let Ok((soft, hard)) = rlimit::getrlimit(rlimit::Resource::NOFILE) else {
+        return;
+    };
+    let limit = if soft < hard && rlimit::setrlimit(rlimit::Resource::NOFILE, hard, hard).is_ok() {
+        hard
+    } else {
+        soft
+    };
+    if limit < sessions as u64 + 100 {
+        eprintln!("warning: the open-file limit is {limit}; {sessions} sessions need more than that");
+    }
 }
 
 fn mb(kib: u64) -> f64 {
     kib as f64 * 1024.0 / 1e6
 }
 
+/// Milliseconds to the microsecond.
+fn ms3(d: Duration) -> String {
+    format!("{:.3}", d.as_secs_f64() * 1e3)
+}
+
 fn ms(d: Duration) -> String {
     format!("{:.0}", d.as_secs_f64() * 1e3)
 }
 
-/// Reconnect policies compared: today's default first retry, [250, 750] ms,
-/// and "full jitter" over [0, 750] ms (375 ms ± 99 %; jitter must stay
-/// below 1) and over [0, 1000] ms.
-fn policies(sessions: usize) -> Vec<(&'static str, DaemonSettings)> {
+/// Reconnect settings a spread run uses: the defaults (initial_delay
+/// 500 ms, jitter 0.5); with `--variants` also a wider jitter (0.99) at
+/// 375 ms and at 500 ms, to compare with phase 1's policy studies.
+fn policies(sessions: usize, variants: bool) -> Vec<(&'static str, DaemonSettings)> {
     let quick_rounds = |mut s: DaemonSettings| {
         s.stable_after = Duration::from_secs(1);
         s
@@ -122,16 +159,18 @@ fn policies(sessions: usize) -> Vec<(&'static str, DaemonSettings)> {
     full.jitter = 0.99;
     let mut wider = default.clone();
     wider.jitter = 0.99;
-    vec![
-        ("500 ms ± 50 %", default),
-        ("375 ms ± 99 % (≈ full jitter 0-750 ms)", full),
-        ("500 ms ± 99 % (≈ full jitter 0-1000 ms)", wider),
-    ]
+    let mut chosen = vec![("defaults (500 ms, jitter 0.5)", default)];
+    if variants {
+        chosen.push(("375 ms, jitter 0.99", full));
+        chosen.push(("500 ms, jitter 0.99", wider));
+    }
+    chosen
 }
 
 fn main() {
     loopback_role::serve_if_asked();
     let plan = Plan::from_args();
+    raise_fd_limit(plan.sessions);
     let (load, cpus) = procfs::load();
     eprintln!("load average {load:.2} on {cpus} CPUs at the start");
     let mut rows: Vec<[String; 3]> = Vec::new();
@@ -146,6 +185,16 @@ fn main() {
             eprintln!("== idle {n} sessions, {secs} s, {}", kind.label());
             let secs = format!("{secs} s (clock from {} s after ready)", plan.settle.as_secs());
             let run = idle::measure(kind, n, plan.settle, plan.idle_for);
+            row(
+                kind.label(),
+                format!("start-up with {n} sessions: all ready after (± 50 ms), daemon CPU used; server CPU by then"),
+                format!(
+                    "{:.2} s, {:.2} CPU-s; {:.2} CPU-s",
+                    run.startup.as_secs_f64(),
+                    run.startup_cpu,
+                    run.startup_server_cpu
+                ),
+            );
             row(
                 kind.label(),
                 format!("idle {n} sessions {secs}: daemon RSS (peak)"),
@@ -172,9 +221,9 @@ fn main() {
         }
         if plan.sections.iter().any(|s| s == "spread") {
             for fault in [MassFault::Reset, MassFault::Close1000] {
-                for (policy, settings) in policies(plan.sessions) {
+                for (policy, settings) in policies(plan.sessions, plan.variants) {
                     eprintln!(
-                        "== {} of {}, first retry {policy}, {}",
+                        "== {} of {}, reconnect {policy}, {}",
                         fault.label(),
                         plan.sessions,
                         kind.label()
@@ -203,7 +252,7 @@ fn main() {
                     row(
                         kind.label(),
                         format!(
-                            "{} of {n}, first retry {policy}: busiest 100 ms of scheduled / started attempts / \
+                            "{} of {n}, reconnect {policy}: busiest 100 ms of scheduled / started attempts / \
                              server hellos (worst of {}); per round: the same, last attempt; hellos first/median/all",
                             fault.label(),
                             rounds.len()
@@ -218,6 +267,45 @@ fn main() {
                     );
                 }
             }
+        }
+        if plan.sections.iter().any(|s| s == "forwarding") {
+            let p = plan.latency;
+            eprintln!("== forwarding latency, {} sessions, {}", p.sessions, kind.label());
+            let load_before = procfs::load().0;
+            let (run, cpu) = forwarding::measure(kind, p);
+            let summary = |path: &forward_latency::PathRun| {
+                format!(
+                    "{} / {} / {} ms ({} frames, {} lost)",
+                    ms3(path.pct(50.0)),
+                    ms3(path.pct(99.0)),
+                    ms3(path.max()),
+                    path.samples.len(),
+                    path.lost()
+                )
+            };
+            row(
+                kind.label(),
+                format!(
+                    "forwarding: {}-byte frames every {} ms × {} sessions, round trip to the echo: direct (the floor) p50 / p99 / max; through the daemon",
+                    forward_latency::FRAME_BYTES,
+                    forward_latency::FRAME_EVERY.as_millis(),
+                    p.sessions
+                ),
+                format!("{}; {}, {} refused", summary(&run.direct), summary(&run.daemon), run.refused),
+            );
+            row(
+                kind.label(),
+                "forwarding: latency the daemon adds (up and down together), p50 / p99 / max; daemon CPU a frame"
+                    .to_owned(),
+                format!(
+                    "{} / {} / {} ms; {:.0} µs (load {load_before:.1} → {:.1})",
+                    ms3(run.added(50.0)),
+                    ms3(run.added(99.0)),
+                    ms3(run.added_max()),
+                    cpu * 1e6 / run.through_daemon.max(1) as f64,
+                    procfs::load().0
+                ),
+            );
         }
     }
     let (load_end, _) = procfs::load();

@@ -64,12 +64,25 @@ impl ServerChild {
     /// Starts `kind` on 127.0.0.1 with a free port. The Python server's
     /// venv is made on first use by scripts/pyserver-venv.sh.
     pub fn start(kind: ServerKind) -> ServerChild {
+        ServerChild::start_with(kind, false)
+    }
+
+    /// Starts `kind`, sending every binary frame back (a forwarding
+    /// benchmark's server leg).
+    pub fn start_echoing(kind: ServerKind) -> ServerChild {
+        ServerChild::start_with(kind, true)
+    }
+
+    fn start_with(kind: ServerKind, echo_binary: bool) -> ServerChild {
         let mut command = match kind {
             ServerKind::Loopback(ping) => {
                 let mut command = Command::new(std::env::current_exe().expect("own path"));
                 command.env(loopback_role::ROLE, "loopback");
                 if let Some(every) = ping {
                     command.env(loopback_role::PING_MS, every.as_millis().to_string());
+                }
+                if echo_binary {
+                    command.env(loopback_role::ECHO, "1");
                 }
                 command
             }
@@ -84,6 +97,9 @@ impl ServerChild {
                     // short; reconnect costs are measured on their own.
                     .arg("--idle-close")
                     .arg("0");
+                if echo_binary {
+                    command.arg("--echo-binary");
+                }
                 command
             }
         };

@@ -24,6 +24,9 @@ use wsvisor_loopback::{Server, ServerOptions};
 /// Set in the environment of the bench binary started as the server.
 const ROLE: &str = "WSVISOR_BENCH_ROLE";
 
+/// The server role's value for a server that echoes binary frames.
+const ECHO_ROLE: &str = "echo";
+
 /// `sysconf(_SC_CLK_TCK)` on Linux: /proc CPU times are in these.
 const CLOCK_TICKS: f64 = 100.0;
 
@@ -42,10 +45,14 @@ pub fn raise_fd_limit() -> u64 {
 
 /// Runs the server role and exits, when this process was started as one.
 pub fn serve_if_asked() {
-    if std::env::var_os(ROLE).is_none() {
+    let Some(role) = std::env::var_os(ROLE) else {
         return;
-    }
-    let server = Server::start(ServerOptions::default()).expect("loopback server");
+    };
+    let server = Server::start(ServerOptions {
+        echo_binary: role == ECHO_ROLE,
+        ..ServerOptions::default()
+    })
+    .expect("loopback server");
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "url {}", server.url());
     let _ = out.flush();
@@ -94,8 +101,17 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts it and reads its URL.
     pub fn start() -> ServerProcess {
+        ServerProcess::start_as("server")
+    }
+
+    /// Starts one that sends every binary frame back.
+    pub fn start_echoing() -> ServerProcess {
+        ServerProcess::start_as(ECHO_ROLE)
+    }
+
+    fn start_as(role: &str) -> ServerProcess {
         let mut child = Command::new(std::env::current_exe().expect("own path"))
-            .env(ROLE, "server")
+            .env(ROLE, role)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -201,6 +217,11 @@ impl Daemon {
     /// Its pid.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Its control socket.
+    pub fn socket(&self) -> &std::path::Path {
+        &self.socket
     }
 
     /// A new control connection (waits up to 10 s for the socket), whose

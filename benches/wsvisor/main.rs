@@ -15,8 +15,11 @@
 
 mod children;
 mod control;
+#[path = "../shared/forward_latency.rs"]
+mod forward_latency;
 mod idle;
 mod inprocess;
+mod latency;
 mod report;
 // The tests' session settings and state watcher, shared rather than copied:
 // Cargo gives a package's test and bench targets no common module of their
@@ -40,6 +43,7 @@ struct Plan {
     round_trips: usize,
     event_messages: usize,
     audio_frames: usize,
+    latency: forward_latency::Plan,
 }
 
 impl Plan {
@@ -54,6 +58,7 @@ impl Plan {
             round_trips: 10_000,
             event_messages: 5_000,
             audio_frames: 200_000,
+            latency: forward_latency::Plan::full(),
         }
     }
 
@@ -68,6 +73,7 @@ impl Plan {
             round_trips: 2_000,
             event_messages: 1_000,
             audio_frames: 20_000,
+            latency: forward_latency::Plan::quick(),
         }
     }
 }
@@ -139,7 +145,11 @@ fn main() {
     section("control", &mut || {
         control::control_plane(plan.round_trips, plan.event_messages)
     });
-    section("forwarding", &mut || control::forwarding(plan.audio_frames));
+    section("forwarding", &mut || {
+        let mut rows = control::forwarding(plan.audio_frames);
+        rows.extend(latency::rows(plan.latency));
+        rows
+    });
 
     println!(
         "\n## wsvisor benchmarks ({} run, {:.0} s)\n\nMachine: {}\n\n{}",

@@ -63,6 +63,9 @@ impl Session {
                 // Stands for voice: the real server counts audio its VAD
                 // hears as speech; the loopback has no VAD.
                 self.note_activity();
+                if self.settings.echo_binary {
+                    return self.send_flow(Message::Binary(data)).await;
+                }
                 Flow::Continue
             }
             // tungstenite queued the Pong; the next read of this loop

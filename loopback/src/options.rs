@@ -99,6 +99,10 @@ pub struct ServerOptions {
     /// The server's side of MCP (the `initialize` after the hello, tool
     /// listing).
     pub mcp: McpOptions,
+    /// Send every binary frame back as it came, once counted: the server
+    /// leg of a forwarding-latency benchmark (the real server never echoes
+    /// audio). Default `false`.
+    pub echo_binary: bool,
 }
 
 impl Default for ServerOptions {
@@ -117,6 +121,7 @@ impl Default for ServerOptions {
             max_message_size: None,
             text_answer: TextAnswer::default(),
             mcp: McpOptions::default(),
+            echo_binary: false,
         }
     }
 }

@@ -81,6 +81,37 @@ async fn app_ping_listen_detect_and_audio_are_answered_and_recorded() {
 }
 
 #[tokio::test]
+async fn binary_frames_come_back_only_with_echo_binary() {
+    let echoing = Server::start(ServerOptions {
+        echo_binary: true,
+        ..ServerOptions::default()
+    })
+    .unwrap();
+    let (mut ws, _) = ready(&echoing, "dev").await;
+    for i in 0..3u8 {
+        ws.send(Message::Binary(vec![i; 120])).await.unwrap();
+        match next(&mut ws).await {
+            Some(Ok(Message::Binary(data))) => assert_eq!(data, vec![i; 120]),
+            other => panic!("expected the frame back, got {other:?}"),
+        }
+    }
+    assert_eq!(echoing.received_binary_frames(), 3);
+    assert_eq!(echoing.sent_binary_frames(), 3);
+
+    let quiet = Server::start(ServerOptions::default()).unwrap();
+    let (mut ws, _) = ready(&quiet, "dev").await;
+    ws.send(Message::Binary(vec![7; 120])).await.unwrap();
+    // A Ping after it: its Pong is the next frame only when nothing came back before it.
+    ws.send(Message::Ping(b"after".to_vec())).await.unwrap();
+    match next(&mut ws).await {
+        Some(Ok(Message::Pong(payload))) => assert_eq!(payload, b"after"),
+        other => panic!("expected only the Pong, got {other:?}"),
+    }
+    assert_eq!(quiet.received_binary_frames(), 1);
+    assert_eq!(quiet.sent_binary_frames(), 0);
+}
+
+#[tokio::test]
 async fn client_pings_are_answered_promptly_and_counted() {
     let server = Server::start(ServerOptions::default()).unwrap();
     let (mut ws, _) = ready(&server, "dev").await;

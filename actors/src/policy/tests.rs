@@ -411,3 +411,75 @@ fn no_wait_is_longer_than_a_probe_could_be() {
     assert!(tail.iter().any(|d| *d > Duration::from_secs(70)));
     assert!(tail.iter().filter(|d| **d == bound).count() <= 1, "piled on the cap");
 }
+
+/// The most instants within any 100 ms (sliding).
+fn busiest_100ms(mut instants: Vec<Duration>) -> usize {
+    instants.sort();
+    let window = Duration::from_millis(100);
+    (0..instants.len())
+        .map(|i| instants[i..].iter().take_while(|d| **d < instants[i] + window).count())
+        .max()
+        .unwrap_or(0)
+}
+
+#[actix_rt::test]
+async fn stable_sessions_cut_in_bursts_in_any_order_come_back_at_an_even_rate() {
+    let s = settings();
+    let policy = ReconnectPolicy::default().start();
+    let names: Vec<String> = (0..1000).map(|i| format!("s{i}")).collect();
+    for name in &names {
+        let configure = ConfigurePolicy {
+            session: name.clone(),
+            reconnect: s,
+            keep: Keep::Always,
+            refresh_on_auth_failure: false,
+        };
+        policy.send(configure).await.unwrap();
+    }
+    let reset = LossReport::new(Cause::Reset, "Connection reset by peer");
+    let first_retry = |decision: Decision| match decision {
+        Decision::Retry { attempt: 1, after, .. } => after,
+        other => panic!("expected a first retry, got {other:?}"),
+    };
+    // A mass loss: everyone back within (1+jitter)·initial_delay, evenly.
+    let mut back_after = Vec::new();
+    for name in &names {
+        let decide = Decide {
+            session: name.clone(),
+            report: reset.clone(),
+            ready_for: Some(s.stable_after),
+        };
+        back_after.push((first_retry(policy.send(decide).await.unwrap()), name.clone()));
+    }
+    let widest = s.initial_delay.mul_f64(1.0 + s.jitter);
+    assert!(back_after.iter().all(|(after, _)| *after <= widest));
+    let busiest = busiest_100ms(back_after.iter().map(|(after, _)| *after).collect());
+    assert!(
+        (120..=160).contains(&busiest),
+        "{busiest} of 1,000 in the busiest 100 ms"
+    );
+    // Once stable again, the server cuts them in two bursts 150 ms apart,
+    // those that came back last first (as a server that closes the
+    // connections it accepted last first). Places fixed per session put
+    // both halves into 375 ms of overlap: about 26 % in one 100 ms.
+    back_after.sort();
+    let mut retries = Vec::new();
+    for (k, (_, name)) in back_after.iter().rev().enumerate() {
+        let lost_at = if k < 500 {
+            Duration::ZERO
+        } else {
+            Duration::from_millis(150)
+        };
+        let decide = Decide {
+            session: name.clone(),
+            report: reset.clone(),
+            ready_for: Some(s.stable_after),
+        };
+        retries.push(lost_at + first_retry(policy.send(decide).await.unwrap()));
+    }
+    let busiest = busiest_100ms(retries);
+    assert!(
+        (120..=160).contains(&busiest),
+        "{busiest} of 1,000 in the busiest 100 ms"
+    );
+}

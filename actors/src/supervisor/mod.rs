@@ -82,7 +82,9 @@ impl Slot {
 
 /// Restarts one Connection per session, by the ReconnectPolicy's decisions.
 pub struct Supervisor {
-    slots: HashMap<String, Slot>,
+    /// Boxed, as the policies (see `ReconnectPolicy`): the table's empty
+    /// buckets then cost a pointer, not a slot.
+    slots: HashMap<String, Box<Slot>>,
     policy: Addr<ReconnectPolicy>,
     monitor: Addr<Monitor>,
     clients: ClientCache,
@@ -218,7 +220,7 @@ impl Supervisor {
         let Some(Slot {
             run: Run::Live { conn, then, .. },
             ..
-        }) = self.slots.get_mut(name)
+        }) = self.slots.get_mut(name).map(|slot| &mut **slot)
         else {
             return false;
         };
@@ -300,7 +302,7 @@ impl Supervisor {
                     activation: activating::Seen::default(),
                     mcp: None,
                 };
-                self.slots.insert(name.clone(), slot);
+                self.slots.insert(name.clone(), Box::new(slot));
             }
         }
         self.start_responder(&name);
