@@ -36,6 +36,8 @@ fn commands_with_their_arguments() {
     );
     let send = parse(r#"{"id":"a","cmd":"send","session":"k","message":{"type":"mcp"}}"#).unwrap();
     assert_eq!(send.id, json!("a"));
+    // An explicit null id is a request like one without an id (proptest found it).
+    assert_eq!(parse(r#"{"id":null,"cmd":"subscribe"}"#).unwrap().id, Value::Null);
     assert!(
         matches!(send.command, Command::Send { ref session, ref message } if session == "k" && message["type"] == "mcp")
     );
@@ -175,7 +177,8 @@ proptest! {
     fn arbitrary_json_never_panics_and_keeps_the_id(value in arbitrary_json()) {
         let line = value.to_string();
         match parse_request(line.as_bytes()) {
-            Ok(request) => prop_assert_eq!(Some(&request.id).filter(|id| !id.is_null()), value.get("id")),
+            // An absent id and `"id": null` are both answered with null.
+            Ok(request) => prop_assert_eq!(&request.id, value.get("id").unwrap_or(&Value::Null)),
             Err((id, error)) => {
                 prop_assert!(!error.message.is_empty());
                 if let (Some(sent), Value::Object(_)) = (value.get("id"), &value) {
