@@ -75,6 +75,20 @@ fn commands_with_their_arguments() {
     );
 }
 
+#[cfg(feature = "fault-injection")]
+#[test]
+fn the_test_only_switches_parse_when_built_in() {
+    let session = || "k".to_owned();
+    assert_eq!(
+        parse(r#"{"cmd":"wedge","session":"k"}"#).unwrap().command,
+        Command::Wedge { session: session() }
+    );
+    assert_eq!(
+        parse(r#"{"cmd":"panic","session":"k"}"#).unwrap().command,
+        Command::Panic { session: session() }
+    );
+}
+
 #[test]
 fn each_malformed_request_gets_its_error() {
     assert_eq!(error_of("{nope").1, ErrorCode::BadRequest);
