@@ -279,7 +279,10 @@ mod tests {
     async fn after_the_notice(limits: SubscriberLimits, event: &Arc<SharedEvent>, read: usize) -> Offer {
         let (mut sub, mut reader) = channel(limits);
         let start = Instant::now();
-        while matches!(sub.offer(event, start), Offer::Taken) {}
+        let taken = (0..=limits.events)
+            .take_while(|_| matches!(sub.offer(event, start), Offer::Taken))
+            .count();
+        assert!(taken < limits.events + 1, "never overflowed");
         for _ in 0..read {
             next(&mut reader).await.unwrap();
         }
