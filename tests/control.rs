@@ -342,3 +342,98 @@ fn fault(server: &Server, handed_over: &[usize], inject: impl FnOnce()) {
     assert!(all_in, "messages handed to a live connection never arrived");
     inject();
 }
+
+#[test]
+fn a_down_session_holds_queue_limit_messages_refuses_the_next_and_delivers_the_held_in_order() {
+    let server = Server::start(ServerOptions::default()).unwrap();
+    let scratch = Scratch::new("queue-limit");
+    let mut text = config_toml(&scratch, "", &[("kitchen", &server.url())]);
+    text.push_str("queue_limit = 3\n");
+    let config = scratch.write("config.toml", &text);
+    let daemon = Daemon::run(&config, &scratch.0.join("stderr.log"));
+    let mut control = control(&socket_of(&scratch));
+    wait_sessions(&mut control, "ready", all_ready(&["kitchen"]));
+
+    // Down, and meant to come back: the session holds what is sent.
+    server.stop_listening();
+    server.inject(Fault::Reset);
+    wait_sessions(&mut control, "kitchen in backoff", |s| {
+        s[0].state == SessionState::Backoff
+    });
+    for (i, position) in [(1, 1), (2, 2), (3, 3)] {
+        let delivery: Delivery = control.result(&listen(i)).unwrap();
+        assert_eq!(
+            serde_json::to_value(delivery).unwrap(),
+            json!({"queued": true, "position": position}),
+            "message {i}"
+        );
+    }
+    let (code, message) = error_of(&mut control, &listen(4));
+    assert_eq!(code, ErrorCode::QueueFull);
+    assert!(message.contains("queue_limit = 3 messages"), "{message}");
+    assert_eq!(
+        control.session("kitchen").unwrap().queued,
+        3,
+        "the refused one is not held"
+    );
+
+    server.start_listening().unwrap();
+    assert!(
+        server.wait_until(LIMIT, |s| received(s).len() >= 3),
+        "the held messages never arrived: {:?}",
+        received(&server)
+    );
+    // Anything more would arrive at once on loopback.
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        received(&server),
+        [1, 2, 3],
+        "held in order, the refused one never sent"
+    );
+    assert_eq!(control.session("kitchen").unwrap().queued, 0);
+    daemon.stop();
+}
+
+#[test]
+fn a_bad_config_on_sighup_keeps_the_old_one_running_and_the_log_says_why() {
+    let server = Server::start(ServerOptions::default()).unwrap();
+    let url = server.url();
+    let scratch = Scratch::new("bad-hup");
+    let config = scratch.write("config.toml", &config_toml(&scratch, "", &[("a", &url)]));
+    let log = scratch.0.join("stderr.log");
+    let mut daemon = Daemon::run(&config, &log);
+    let mut control = control(&socket_of(&scratch));
+    let before = wait_sessions(&mut control, "a ready", all_ready(&["a"]));
+
+    std::fs::write(&config, "[daemon]\nlog_levle = \"debug\"\n").unwrap();
+    signal(&daemon, "HUP");
+    let deadline = Instant::now() + LIMIT;
+    let line = loop {
+        let text = read_all(&log);
+        if let Some(line) = text.lines().find(|l| l.contains("reload failed")) {
+            break line.to_owned();
+        }
+        assert!(Instant::now() < deadline, "no reload failure in the log:\n{text}");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(
+        line.contains("reload failed, nothing changed: ") && line.contains("config.toml:2:1: unknown key `log_levle`"),
+        "the line names the file, the place and the problem: {line}"
+    );
+    assert!(
+        daemon.try_wait().unwrap().is_none(),
+        "the daemon exited on a bad config"
+    );
+    let _: Pong = control.result(&Command::Ping).expect("still answering");
+    let after = wait_sessions(&mut control, "a still ready", all_ready(&["a"]));
+    assert_eq!(session_id(&after, "a"), session_id(&before, "a"), "a was touched");
+
+    // The old config is still the one in effect: a good file is applied
+    // against it, adding b and leaving a alone.
+    std::fs::write(&config, config_toml(&scratch, "", &[("a", &url), ("b", &url)])).unwrap();
+    signal(&daemon, "HUP");
+    let fixed = wait_sessions(&mut control, "b added", all_ready(&["a", "b"]));
+    assert_eq!(session_id(&fixed, "a"), session_id(&before, "a"));
+    assert!(read_all(&log).contains("reloaded added=[\"b\"] removed=[] changed=[] unchanged=1"));
+    daemon.stop();
+}

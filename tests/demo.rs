@@ -1,7 +1,8 @@
 //! `wsvisor demo`, run as a user would but with stdout not a terminal (so it
 //! prints plain lines): it injects faults, every one is repaired, the summary
 //! says so, and it leaves neither its daemon nor its files behind; Ctrl-C
-//! ends it early in the same clean way.
+//! ends it early in the same clean way; a fault that cannot be repaired
+//! makes it exit 1 naming the fault.
 
 mod support;
 
@@ -82,6 +83,16 @@ fn number_after(text: &str, label: &str) -> u64 {
         .unwrap_or_else(|| panic!("no number after {label:?}: {line}"))
 }
 
+/// M of the summary's `recovered: N of M session losses`.
+fn losses(text: &str) -> u64 {
+    text.lines()
+        .find(|l| l.trim_start().starts_with("recovered:"))
+        .and_then(|l| l.split(" of ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no `recovered: N of M` in:\n{text}"))
+}
+
 /// The daemon's pid and the scratch directory, from the introduction.
 fn intro(output: &mut Output) -> (u32, PathBuf) {
     let daemon = output.wait_for("  daemon ", Duration::from_secs(10));
@@ -124,13 +135,7 @@ fn demo_injects_faults_and_every_one_is_repaired() {
     let faults = number_after(&text, "faults injected:");
     assert!(faults >= 3, "only {faults} faults in 6 s:\n{text}");
     let recovered = number_after(&text, "recovered:");
-    let losses: u64 = text
-        .lines()
-        .find(|l| l.trim_start().starts_with("recovered:"))
-        .and_then(|l| l.split(" of ").nth(1))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .expect("recovered: N of M");
+    let losses = losses(&text);
     assert!(losses >= faults, "{text}");
     assert_eq!(recovered, losses, "not every loss was repaired:\n{text}");
     // The faults come in the documented order.
@@ -169,6 +174,77 @@ fn ctrl_c_stops_the_demo_cleanly() {
     assert!(status.success(), "exit {status}:\n{text}");
     assert!(text.contains("(interrupted)"), "{text}");
     assert!(text.contains("faults injected:"), "{text}");
+    assert!(text.contains("stopped by SIGTERM, exit 0"), "{text}");
+    assert!(!daemon_alive(pid), "the daemon (pid {pid}) outlived the demo");
+    assert!(!dir.exists(), "{} was left behind", dir.display());
+}
+
+/// The loopback server's port, from the introduction's `server` line.
+fn server_port(output: &Output) -> u16 {
+    let line = output
+        .seen
+        .iter()
+        .find(|l| l.trim_start().starts_with("server "))
+        .expect("a server line in the introduction");
+    line.split("ws://127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|port| port.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"))
+}
+
+#[test]
+fn a_fault_that_is_never_repaired_fails_the_demo_and_is_named() {
+    // The outage closes the server's listener for 2 s. Taking its port
+    // meanwhile keeps the server from ever listening again: the sessions
+    // can never come back, and the demo must say so and exit 1.
+    let mut child = wsvisor(&["demo", "--duration", "15s", "--sessions", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut output = Output::of(&mut child);
+    let (pid, dir) = intro(&mut output);
+    let port = server_port(&output);
+    output.wait_for("sessions ready", Duration::from_secs(15));
+    // The outage is the fifth fault of the cycle, due a few seconds in.
+    output.wait_for("FAULT outage", Duration::from_secs(20));
+    let deadline = Instant::now() + Duration::from_millis(1500);
+    let squatter = loop {
+        match std::net::TcpListener::bind(("127.0.0.1", port)) {
+            Ok(listener) => break listener,
+            Err(err) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "port {port} never free during the outage: {err}"
+                );
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+    };
+    let status = wait_with_timeout(&mut child, DEMO_LIMIT).expect("the demo did not end in time");
+    drop(squatter);
+    let text = output.rest();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(1), "stdout:\n{text}\nstderr:\n{stderr}");
+    let (recovered, losses) = (number_after(&text, "recovered:"), losses(&text));
+    assert_eq!(
+        losses - recovered,
+        2,
+        "the outage's two losses, and only they, stay unrepaired:\n{text}"
+    );
+    let outage = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("outage"))
+        .unwrap_or_else(|| panic!("no outage row in the summary:\n{text}"));
+    assert!(outage.contains(" 0/2 "), "both sessions are still down: {outage}");
+    assert!(
+        stderr.contains(&format!(
+            "2 of {losses} session losses were not repaired within 10s after the run: outage ("
+        )),
+        "the exit names the fault not repaired:\n{stderr}"
+    );
     assert!(text.contains("stopped by SIGTERM, exit 0"), "{text}");
     assert!(!daemon_alive(pid), "the daemon (pid {pid}) outlived the demo");
     assert!(!dir.exists(), "{} was left behind", dir.display());

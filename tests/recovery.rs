@@ -481,3 +481,36 @@ async fn silence_right_after_a_pong_is_found_within_interval_plus_timeout() {
         "silence found after {took:?}"
     );
 }
+
+#[actix_rt::test]
+async fn pongs_late_by_less_than_ping_timeout_never_kill_the_session() {
+    // Dead only after ping_interval + ping_timeout of silence: a server that
+    // stalls for 600 ms answers the Ping sent during the stall up to 600 ms
+    // late, within the 1 s ping_timeout. A verdict a quarter as patient
+    // (250 ms after a Ping at most 50 ms into the stall) would come first.
+    let server = server();
+    let mut session = settings("kitchen", &server.url());
+    session.liveness.ping_interval = Duration::from_millis(50);
+    session.liveness.ping_timeout = Duration::from_secs(1);
+    let (_tree, mut watcher) = start(session).await;
+    watcher.wait_state(SessionState::Ready, SHORT).await;
+    for stall in 0..3 {
+        server.inject(Fault::Stall(Duration::from_millis(600)));
+        let pings = server.client_pings();
+        watcher.assert_no_state_change(Duration::from_millis(400)).await;
+        assert_eq!(
+            server.client_pings(),
+            pings,
+            "stall {stall}: the server read nothing while stalled"
+        );
+        watcher.assert_no_state_change(Duration::from_millis(400)).await;
+        assert!(
+            server.client_pings() > pings,
+            "stall {stall}: the Ping sent into the stall was answered once it ended"
+        );
+    }
+    assert!(
+        server.open_connections() == 1 && server.hellos() == 1,
+        "one connection throughout"
+    );
+}

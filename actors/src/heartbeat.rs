@@ -217,6 +217,7 @@ mod tests {
     struct Seen {
         pings: Vec<Duration>,
         dead: Vec<(Duration, Duration)>,
+        ended: usize,
     }
 
     /// Stands in for the Connection: notes when it is asked for a Ping or
@@ -268,7 +269,9 @@ mod tests {
 
     impl Handler<HeartbeatEnded> for FakeConnection {
         type Result = ();
-        fn handle(&mut self, _: HeartbeatEnded, _: &mut Context<Self>) {}
+        fn handle(&mut self, _: HeartbeatEnded, _: &mut Context<Self>) {
+            self.seen.borrow_mut().ended += 1;
+        }
     }
 
     fn start() -> (Addr<Heartbeat>, Line, Rc<RefCell<Seen>>) {
@@ -340,6 +343,7 @@ mod tests {
         let (at, silent_for) = seen.dead[0];
         assert!(near(at, INTERVAL + TIMEOUT), "dead at {at:?}");
         assert!(near(silent_for, INTERVAL + TIMEOUT), "silent for {silent_for:?}");
+        assert_eq!(seen.ended, 0, "a verdict is a stop on purpose, not an unasked death");
     }
 
     #[actix_rt::test]
@@ -386,6 +390,7 @@ mod tests {
         sleep(secs(60.0)).await;
         let seen = seen.borrow();
         assert!(seen.pings.is_empty() && seen.dead.is_empty());
+        assert_eq!(seen.ended, 0, "stopping on request is not an unasked death");
         assert!(!heartbeat.connected(), "stopped");
     }
 
@@ -467,5 +472,17 @@ mod tests {
             "second Ping at {:?}, not at the deadline",
             pings[1]
         );
+    }
+
+    #[actix_rt::test]
+    async fn a_heartbeat_that_dies_unasked_tells_its_connection() {
+        // A timeout no clock can add to the time of a Ping: the heartbeat
+        // panics when it sends its first Ping, as a bug in it would.
+        let (heartbeat, _line, seen) = start_timed(INTERVAL, Duration::MAX, false);
+        sleep(INTERVAL + secs(1.0)).await;
+        let seen = seen.borrow();
+        assert_eq!(seen.pings.len(), 1);
+        assert_eq!(seen.ended, 1, "the connection must not go on untimed");
+        assert!(!heartbeat.connected(), "dead");
     }
 }

@@ -119,6 +119,11 @@ mod tests {
             3,
             "escaped quotes do not end a string"
         );
+        assert_eq!(
+            count_values(r#"["\"", 1]"#, 100),
+            3,
+            "a string that is only an escaped quote"
+        );
         let zeros = format!("[{}0]", "0,".repeat(1000));
         assert_eq!(count_values(&zeros, 10), 11, "stops past the limit");
     }
@@ -130,6 +135,12 @@ mod tests {
             parse_bounded(zeros.as_bytes(), MAX_JSON_VALUES),
             Err(JsonError::TooManyValues { limit: MAX_JSON_VALUES })
         );
+        assert_eq!(
+            parse_bounded(b"[0,0]", 3),
+            Ok(serde_json::json!([0, 0])),
+            "exactly the budget"
+        );
+        assert_eq!(parse_bounded(b"[0,0,0]", 3), Err(JsonError::TooManyValues { limit: 3 }));
         let small = parse_bounded(br#"{"type":"stt","text":"hi"}"#, 8).unwrap();
         assert_eq!(small["text"], "hi");
         assert!(matches!(parse_bounded(b"{", 8), Err(JsonError::Invalid(_))));

@@ -127,3 +127,27 @@ impl LossReport {
         self.cause == Cause::ServerClose && matches!(self.code, Some(1000 | 1001))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_cause_has_its_contract_name_and_its_own_counter() {
+        for (position, cause) in Cause::VARIANTS.iter().enumerate() {
+            let serde_name = serde_json::to_value(cause).unwrap();
+            assert_eq!(serde_name, cause.as_str(), "{cause:?}");
+            assert_eq!(cause.index(), position, "{cause:?}");
+        }
+        assert_eq!(Cause::PingTimeout.as_str(), "ping_timeout");
+    }
+
+    #[test]
+    fn only_1000_and_1001_from_the_server_are_clean() {
+        assert!(LossReport::server_close(Some(1000), "").is_clean_close());
+        assert!(LossReport::server_close(Some(1001), "").is_clean_close());
+        assert!(!LossReport::server_close(Some(1011), "").is_clean_close());
+        assert_eq!(LossReport::server_close(None, "").code, Some(CODE_NO_STATUS));
+        assert!(!LossReport::new(Cause::Reset, "").with_code(1000).is_clean_close());
+    }
+}

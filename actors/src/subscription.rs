@@ -222,6 +222,14 @@ mod tests {
         })
     }
 
+    /// The reader's next event, waited for at most a second: what a test
+    /// expects is already there or never comes.
+    async fn next(reader: &mut Subscription) -> Option<Arc<SharedEvent>> {
+        tokio::time::timeout(Duration::from_secs(1), reader.recv())
+            .await
+            .expect("the reader waited for an event that never came")
+    }
+
     fn limits(events: usize, bytes: usize) -> SubscriberLimits {
         SubscriberLimits {
             events,
@@ -242,7 +250,7 @@ mod tests {
         assert!(matches!(sub.offer(&big, now), Offer::Taken), "counted while lagging");
         assert_eq!(sub.skipped, 2);
         for _ in 0..3 {
-            assert!(matches!(reader.recv().await.unwrap().event, Event::Message { .. }));
+            assert!(matches!(next(&mut reader).await.unwrap().event, Event::Message { .. }));
         }
         assert_eq!(
             reader.shared.pending_bytes.load(Relaxed),
@@ -251,6 +259,55 @@ mod tests {
         );
         let notice = sub.take_lag_notice().unwrap();
         assert_eq!(notice.event, Event::Lagged { skipped: 2 });
+    }
+
+    #[tokio::test]
+    async fn events_that_fill_the_byte_budget_exactly_fit() {
+        let big = message(3_000);
+        let weight = big.event.weight();
+        let (mut sub, _reader) = channel(limits(1000, 3 * weight));
+        let now = Instant::now();
+        for n in 0..3 {
+            assert!(matches!(sub.offer(&big, now), Offer::Taken), "event {n} fits");
+        }
+        assert!(matches!(sub.offer(&big, now), Offer::Overflowed));
+    }
+
+    /// A subscriber of `limits` that overflowed at `start`, read `read`
+    /// events and then got its `Lagged` notice: the offer at `lag_limit`
+    /// shows whether it counts as caught up.
+    async fn after_the_notice(limits: SubscriberLimits, event: &Arc<SharedEvent>, read: usize) -> Offer {
+        let (mut sub, mut reader) = channel(limits);
+        let start = Instant::now();
+        let taken = (0..=limits.events)
+            .take_while(|_| matches!(sub.offer(event, start), Offer::Taken))
+            .count();
+        assert!(taken < limits.events + 1, "never overflowed");
+        for _ in 0..read {
+            next(&mut reader).await.unwrap();
+        }
+        let notice = sub.take_lag_notice().expect("one event was missed");
+        sub.sender().try_send(notice).unwrap();
+        let offer = sub.offer(event, start + limits.lag_limit);
+        drop(reader);
+        offer
+    }
+
+    #[tokio::test]
+    async fn caught_up_means_back_under_half_of_both_budgets() {
+        let big = message(3_000);
+        let bytes = 4 * big.event.weight();
+        // Three of four events' bytes still wait: behind, though the
+        // notice went out and the event budget has room.
+        let offer = after_the_notice(limits(100, bytes), &big, 1).await;
+        assert!(matches!(offer, Offer::CutOff { .. }), "over half its bytes: cut off");
+        // One of four waits, with the notice: caught up.
+        let offer = after_the_notice(limits(100, bytes), &big, 3).await;
+        assert!(matches!(offer, Offer::Taken), "under half its bytes: not cut off");
+        // Small events filling the event budget: the bytes say nothing.
+        let small = message(10);
+        let offer = after_the_notice(limits(4, 1 << 20), &small, 1).await;
+        assert!(matches!(offer, Offer::CutOff { .. }), "its event budget full: cut off");
     }
 
     #[tokio::test]
@@ -263,7 +320,7 @@ mod tests {
         }
         assert!(matches!(sub.offer(&small, start), Offer::Overflowed));
         // It reads one line now and then: never back to half its budget.
-        reader.recv().await.unwrap();
+        next(&mut reader).await.unwrap();
         let nearly = start + Duration::from_millis(9_999);
         assert!(matches!(sub.offer(&small, nearly), Offer::Taken), "not yet");
         match sub.offer(&small, start + Duration::from_secs(10)) {
@@ -271,13 +328,13 @@ mod tests {
             _ => panic!("behind for lag_limit: cut off"),
         }
         drop(sub);
-        let last = reader.recv().await.unwrap();
+        let last = next(&mut reader).await.unwrap();
         assert_eq!(
             last.event,
             Event::Lagged { skipped: 2 + 3 },
             "missed, plus what still waited"
         );
-        assert!(reader.recv().await.is_none());
+        assert!(next(&mut reader).await.is_none());
     }
 
     #[tokio::test]
@@ -291,7 +348,7 @@ mod tests {
         while reader.try_recv().is_some() {}
         let notice = sub.take_lag_notice().unwrap();
         sub.sender().try_send(notice).unwrap();
-        assert_eq!(reader.recv().await.unwrap().event, Event::Lagged { skipped: 1 });
+        assert_eq!(next(&mut reader).await.unwrap().event, Event::Lagged { skipped: 1 });
         let later = start + Duration::from_secs(60);
         assert!(matches!(sub.offer(&small, later), Offer::Taken));
         assert!(sub.behind_since.is_none());

@@ -38,9 +38,11 @@ impl Session {
 
     async fn apply_fault(&mut self, fault: Fault, ack: Ack) -> Flow {
         self.event(EventKind::Fault { fault: fault.clone() });
-        if fault != Fault::Silence {
+        if !matches!(fault, Fault::Silence | Fault::Stall(_)) {
             self.silent = false;
         }
+        // A silence (or a new stall) replaces a stall's own end.
+        self.timers.unstall = None;
         // A running flood or trickle ends here: at once for a drop or a
         // reset, after the frame it is writing otherwise.
         if let Some(mut plan) = self.hostile.take() {
@@ -78,6 +80,12 @@ impl Session {
             }
             Fault::Silence => {
                 self.silent = true;
+                ack.applied();
+                Flow::Continue
+            }
+            Fault::Stall(lasting) => {
+                self.silent = true;
+                self.timers.unstall = Some(tokio::time::Instant::now() + lasting);
                 ack.applied();
                 Flow::Continue
             }

@@ -63,6 +63,8 @@ pub(crate) struct Timers {
     pub(crate) pong: Option<TokioInstant>,
     pub(crate) answer: Option<TokioInstant>,
     pub(crate) mcp_list: Option<TokioInstant>,
+    /// The end of a [`crate::Fault::Stall`]: the one timer that runs while silent.
+    pub(crate) unstall: Option<TokioInstant>,
 }
 
 impl Timers {
@@ -212,7 +214,11 @@ impl Session {
 
     async fn next_step(&mut self) -> Step {
         let live = !self.silent;
-        let deadline = if live { self.timers.earliest() } else { None };
+        let deadline = if live {
+            self.timers.earliest()
+        } else {
+            self.timers.unstall
+        };
         let read_ok = live && self.reading && self.hostile.as_ref().map_or(true, |h| h.reading_allowed());
         let write_ok = live && self.hostile.is_some();
         // Disjoint borrows: the select's futures live side by side.
@@ -260,6 +266,13 @@ impl Session {
 
     async fn on_timers(&mut self) -> Flow {
         let now = TokioInstant::now();
+        if due(&mut self.timers.unstall, now) {
+            // The other timers were paused with the connection; they run
+            // from the next turn of the loop.
+            self.silent = false;
+            self.note_activity();
+            return Flow::Continue;
+        }
         if due(&mut self.timers.pong, now) {
             return self.ping_timed_out().await;
         }

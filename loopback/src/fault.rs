@@ -36,6 +36,12 @@ pub enum Fault {
     /// sent) while keeping the socket open until the server is dropped. Any
     /// later fault is applied normally and ends the silence.
     Silence,
+    /// [`Fault::Silence`] for this long, then carry on by itself: what the
+    /// client sent meanwhile is read then, so a Ping it sent during the
+    /// stall gets its Pong late by up to this long (a server paused by
+    /// load, a garbage collector or a slow link). Nothing else is sent
+    /// when it ends. A later fault ends it early, like a silence.
+    Stall(Duration),
     /// Malformed JSON, an unknown type, a 3-byte binary frame, a non-object
     /// JSON text, then a valid `tts` start. The connection stays up.
     Garbage,

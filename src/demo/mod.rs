@@ -24,6 +24,7 @@ mod daemon;
 mod faults;
 mod setup;
 mod tracker;
+mod verdict;
 mod view;
 
 use std::io::IsTerminal;
@@ -39,7 +40,7 @@ use wsvisor_loopback::{Server, ServerOptions};
 use crate::control_client::{Client, ClientError, Subscription};
 use crate::exit;
 use crate::protocol::{Command, Delivery, EventLine, ListenState};
-use daemon::{DaemonProcess, Stopped};
+use daemon::DaemonProcess;
 use faults::{FaultKind, Schedule};
 use setup::Scratch;
 use tracker::{Note, Tracker};
@@ -184,12 +185,7 @@ async fn demo(args: DemoArgs) -> i32 {
     let started = demo.clock.unwrap_or(now);
     let ran_for = Instant::now().saturating_duration_since(started);
     let stopped = demo.daemon.stop(DAEMON_STOP_GRACE);
-    let (daemon_words, daemon_ok) = match stopped {
-        Stopped::Exited(status) if status.success() => ("stopped by SIGTERM, exit 0".to_owned(), true),
-        Stopped::Exited(status) => (format!("stopped by SIGTERM, {status}"), false),
-        Stopped::AlreadyExited(status) => (format!("exited on its own, {status}"), false),
-        Stopped::Killed => ("did not stop within 3s of SIGTERM; killed".to_owned(), false),
-    };
+    let (daemon_words, daemon_ok) = verdict::daemon_stop(&stopped, DAEMON_STOP_GRACE);
     let log_tail = if daemon_ok && matches!(outcome, Outcome::Finished | Outcome::Interrupted) {
         Vec::new()
     } else {
@@ -206,22 +202,21 @@ async fn demo(args: DemoArgs) -> i32 {
         daemon: daemon_words,
     };
     demo.view.say(&view::summary(&demo.tracker, demo.names.len(), &ending));
-    let mut code = exit::OK;
-    if let Outcome::Failed(why) = &outcome {
-        eprintln!("wsvisor demo: {why}");
-        code = exit::FAILURE;
-    }
-    if !interrupted && !demo.tracker.all_repaired() {
-        let (recovered, hits) = demo.tracker.recovery_counts();
-        eprintln!(
-            "wsvisor demo: {} of {hits} session losses were not repaired within {}s after the run",
-            hits - recovered,
-            REPAIR_GRACE.as_secs()
-        );
-        code = exit::FAILURE;
-    }
-    if !daemon_ok {
-        code = exit::FAILURE;
+    let (recovered, hits) = demo.tracker.recovery_counts();
+    let verdict = verdict::decide(&verdict::Facts {
+        broke_off: match &outcome {
+            Outcome::Failed(why) => Some(why),
+            Outcome::Finished | Outcome::Interrupted => None,
+        },
+        interrupted,
+        hits,
+        recovered,
+        unrepaired: demo.tracker.unrepaired(),
+        repair_grace: REPAIR_GRACE,
+        daemon_ok,
+    });
+    for complaint in &verdict.complaints {
+        eprintln!("wsvisor demo: {complaint}");
     }
     if !log_tail.is_empty() {
         eprintln!("wsvisor demo: the daemon's last log lines:");
@@ -229,7 +224,7 @@ async fn demo(args: DemoArgs) -> i32 {
             eprintln!("  {line}");
         }
     }
-    code
+    verdict.code
 }
 
 /// The next event; `None` when the daemon closed the connection. Lines

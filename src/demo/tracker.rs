@@ -268,6 +268,19 @@ impl Tracker {
         })
     }
 
+    /// The faults some session has not come back from, in the order they
+    /// came: each one's label and the sessions still down.
+    pub fn unrepaired(&self) -> Vec<(&'static str, Vec<String>)> {
+        self.faults
+            .iter()
+            .filter(|fault| !fault.repaired())
+            .map(|fault| {
+                let down = fault.hits.iter().filter(|h| h.recovered_after.is_none());
+                (fault.kind.label(), down.map(|h| h.session.clone()).collect())
+            })
+            .collect()
+    }
+
     /// Session losses caused by faults, and how many of them recovered.
     pub fn recovery_counts(&self) -> (usize, usize) {
         let hits = self.faults.iter().flat_map(|f| &f.hits);
@@ -373,8 +386,9 @@ mod tests {
         tracker.on_event(&state("attic", "ready", None, None), t0 + Duration::from_millis(400));
         assert!(!tracker.all_repaired());
         assert_eq!(tracker.recovery_counts(), (1, 2));
+        assert_eq!(tracker.unrepaired(), vec![("restart", vec!["kitchen".to_owned()])]);
         tracker.on_event(&state("kitchen", "ready", None, None), t0 + Duration::from_millis(700));
-        assert!(tracker.all_repaired());
+        assert!(tracker.all_repaired() && tracker.unrepaired().is_empty());
         let stats = tracker.stats();
         assert_eq!(stats[0].causes, vec!["server_close 1012"]);
         assert_eq!((stats[0].hits, stats[0].recovered), (2, 2));

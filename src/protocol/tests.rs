@@ -36,6 +36,8 @@ fn commands_with_their_arguments() {
     );
     let send = parse(r#"{"id":"a","cmd":"send","session":"k","message":{"type":"mcp"}}"#).unwrap();
     assert_eq!(send.id, json!("a"));
+    // An explicit null id is a request like one without an id (proptest found it).
+    assert_eq!(parse(r#"{"id":null,"cmd":"subscribe"}"#).unwrap().id, Value::Null);
     assert!(
         matches!(send.command, Command::Send { ref session, ref message } if session == "k" && message["type"] == "mcp")
     );
@@ -70,6 +72,20 @@ fn commands_with_their_arguments() {
             sessions: Some(vec!["a".into(), "b".into()]),
             audio: true
         }
+    );
+}
+
+#[cfg(feature = "fault-injection")]
+#[test]
+fn the_test_only_switches_parse_when_built_in() {
+    let session = || "k".to_owned();
+    assert_eq!(
+        parse(r#"{"cmd":"wedge","session":"k"}"#).unwrap().command,
+        Command::Wedge { session: session() }
+    );
+    assert_eq!(
+        parse(r#"{"cmd":"panic","session":"k"}"#).unwrap().command,
+        Command::Panic { session: session() }
     );
 }
 
@@ -192,7 +208,7 @@ proptest! {
     fn arbitrary_json_never_panics_and_keeps_the_id(value in arbitrary_json()) {
         let line = value.to_string();
         match parse_request(line.as_bytes()) {
-            // An absent id and `"id": null` both read back as null.
+            // An absent id and `"id": null` are both answered with null.
             Ok(request) => prop_assert_eq!(&request.id, value.get("id").unwrap_or(&Value::Null)),
             Err((id, error)) => {
                 prop_assert!(!error.message.is_empty());

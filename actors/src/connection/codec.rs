@@ -121,4 +121,20 @@ mod tests {
         assert_eq!(&src[..], [0x82], "the start of the next frame is kept");
         assert!(src.capacity() <= KEEP_BUFFER, "capacity {}", src.capacity());
     }
+
+    #[test]
+    fn a_buffer_of_ordinary_size_is_kept() {
+        // Replacing it after every frame would cost an allocation per frame.
+        let mut codec = GuardedCodec::new(Codec::new().client_mode(), 1 << 20, 256);
+        let frame = [0x82, 3, 1, 2, 3];
+        // A typical socket read (8 KiB), and KEEP_BUFFER (16 KiB) exactly,
+        // left once the frame is taken out.
+        for kept in [8 * 1024, 16 * 1024] {
+            let mut src = BytesMut::with_capacity(kept + frame.len());
+            src.extend_from_slice(&frame);
+            assert!(matches!(codec.decode(&mut src), Ok(Some(Frame::Binary(_)))));
+            assert!(src.is_empty());
+            assert_eq!(src.capacity(), kept, "replaced by a buffer of the fresh capacity");
+        }
+    }
 }

@@ -393,6 +393,68 @@ mod tests {
     }
 
     #[test]
+    fn a_message_of_exactly_the_limit_passes_and_one_byte_more_does_not() {
+        let mut a = assembler();
+        assert_eq!(
+            a.push(Frame::Binary(Bytes::from_static(&[1; 16]))),
+            Ok(Some(Inbound::Binary(Bytes::from_static(&[1; 16]))))
+        );
+        assert_eq!(
+            a.push(Frame::Binary(Bytes::from_static(&[1; 17]))),
+            Err(FrameError::TooBig(16))
+        );
+        assert_eq!(
+            a.push(Frame::Continuation(Item::FirstText(Bytes::from_static(&[b'a'; 17])))),
+            Err(FrameError::TooBig(16))
+        );
+        a.push(Frame::Continuation(Item::FirstBinary(Bytes::from_static(&[2; 10]))))
+            .unwrap();
+        assert_eq!(
+            a.push(Frame::Continuation(Item::Last(Bytes::from_static(&[3; 6])))),
+            Ok(Some(Inbound::Binary(Bytes::from(
+                [[2u8; 10].as_slice(), &[3; 6]].concat()
+            ))))
+        );
+    }
+
+    #[test]
+    fn errors_are_described_for_the_log() {
+        assert_eq!(FrameError::TooBig(16).describe(), "message exceeds 16 bytes");
+        assert_eq!(FrameError::InvalidUtf8.describe(), "text frame is not valid UTF-8");
+        assert_eq!(FrameError::InvalidCloseCode(1005).describe(), "invalid close code 1005");
+        match assembler().step(Ok(Frame::Binary(Bytes::from_static(&[0; 17])))) {
+            Step::Violation { code, why } => assert_eq!((code, why.as_str()), (1009, "message exceeds 16 bytes")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn only_reserved_bits_make_an_io_error_a_protocol_error() {
+        let reset = || io::Error::from(io::ErrorKind::ConnectionReset);
+        let rsv = || {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                "Received a frame with non-zero reserved bits",
+            )
+        };
+        assert_eq!(close_code_for(&WsProtocolError::Io(reset())), None);
+        assert_eq!(close_code_for(&WsProtocolError::Io(rsv())), Some(1002));
+        assert_eq!(close_code_for(&WsProtocolError::Overflow), Some(1009));
+        assert_eq!(close_code_for(&WsProtocolError::MaskedFrame), Some(1002));
+        // Invalid data that is not about reserved bits, and reserved bits
+        // named in another kind of error, are failed sockets.
+        let other_data = io::Error::new(io::ErrorKind::InvalidData, "stream did not contain valid UTF-8");
+        let other_kind = io::Error::new(io::ErrorKind::Other, "non-zero reserved bits");
+        for err in [other_data, other_kind] {
+            assert_eq!(
+                close_code_for(&WsProtocolError::Io(io::Error::new(err.kind(), err.to_string()))),
+                None
+            );
+            assert!(matches!(assembler().step(Err(WsProtocolError::Io(err))), Step::Io(_)));
+        }
+    }
+
+    #[test]
     fn close_codes() {
         let mut a = assembler();
         assert_eq!(

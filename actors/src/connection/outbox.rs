@@ -150,6 +150,9 @@ mod tests {
 
     use super::*;
 
+    /// Bound of every wait on the writer.
+    const LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
+
     #[tokio::test]
     async fn nothing_past_the_budget_is_taken_and_a_reader_frees_it() {
         let (ours, mut theirs) = tokio::io::duplex(64);
@@ -175,17 +178,48 @@ mod tests {
                 // The peer reads everything: the budget is free again.
                 let mut sink = vec![0u8; 4096];
                 let mut read = 0;
-                while outbox.pending() > 0 {
-                    read += theirs.read(&mut sink).await.unwrap();
-                }
+                let drained = async {
+                    while outbox.pending() > 0 {
+                        read += theirs.read(&mut sink).await.unwrap();
+                    }
+                };
+                tokio::time::timeout(LIMIT, drained)
+                    .await
+                    .expect("the writer drains what the peer reads");
                 assert!(read >= 4 * 200, "read {read} bytes");
                 outbox.write(frame()).unwrap();
                 outbox.close();
                 assert_eq!(outbox.write(frame()), Err(WriteRefused::Closed));
                 let mut rest = Vec::new();
-                theirs.read_to_end(&mut rest).await.unwrap();
+                tokio::time::timeout(LIMIT, theirs.read_to_end(&mut rest))
+                    .await
+                    .expect("the write side is shut after a close")
+                    .unwrap();
+                assert_eq!(rest.len(), 208, "the last frame, then the end of the stream");
                 writer.await.unwrap().unwrap();
             })
             .await;
+    }
+
+    /// Whether `message` is taken by an outbox of `budget` bytes holding nothing.
+    fn fits(budget: usize, message: Message) -> bool {
+        let (ours, _theirs) = tokio::io::duplex(64);
+        let (mut outbox, _writer) = Outbox::new(Codec::new().client_mode(), budget, ours);
+        match outbox.write(message) {
+            Ok(()) => true,
+            Err(WriteRefused::Full { pending: 0, budget: b }) if b == budget => false,
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_frame_counts_its_payload_and_the_largest_header() {
+        let binary = || Message::Binary(Bytes::from(vec![7u8; 200]));
+        assert!(fits(200 + MAX_FRAME_HEADER, binary()), "exactly the budget");
+        assert!(!fits(200 + MAX_FRAME_HEADER - 1, binary()));
+        // A Close carries its code (2 bytes) and its reason.
+        let close = || Message::Close(Some(awc::ws::CloseReason::from((awc::ws::CloseCode::Normal, "bye!"))));
+        assert!(fits(2 + 4 + MAX_FRAME_HEADER, close()));
+        assert!(!fits(2 + 4 + MAX_FRAME_HEADER - 1, close()));
     }
 }

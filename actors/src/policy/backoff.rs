@@ -58,3 +58,46 @@ impl BackoffSchedule {
         self.inner.reset();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_steady_schedule_stays_at_its_delay_after_a_restart() {
+        let every = Duration::from_secs(60);
+        let mut probes = BackoffSchedule::steady(every, 0.0);
+        assert_eq!(probes.next_delay(), every);
+        assert_eq!(probes.next_delay(), every);
+        probes.restart();
+        assert_eq!(probes.next_delay(), every, "back to the first step: the same delay");
+        // The cap at `every` hides any multiplier from the delays; a steady
+        // schedule still means one that does not grow (cargo-mutants cannot
+        // exclude field deletions, so the setting itself is checked).
+        assert_eq!(probes.inner.multiplier, 1.0);
+    }
+
+    #[test]
+    fn jitter_never_expires() {
+        // The crate's default gives up jittering (and yields its bare
+        // maximum) once 15 minutes have passed since the schedule began.
+        let every = Duration::from_secs(60);
+        let settings = ReconnectSettings {
+            initial_delay: every,
+            max_delay: every,
+            multiplier: 2.0,
+            jitter: 0.5,
+            max_attempts: 10,
+            stable_after: Duration::from_secs(10),
+            revive_after: None,
+        };
+        for mut schedule in [BackoffSchedule::new(&settings), BackoffSchedule::steady(every, 0.5)] {
+            schedule.inner.start_time -= Duration::from_secs(3600);
+            let delays: Vec<_> = (0..20).map(|_| schedule.next_delay()).collect();
+            assert!(
+                delays.iter().any(|d| *d != every),
+                "an hour in, every delay is the bare {every:?}"
+            );
+        }
+    }
+}

@@ -483,3 +483,93 @@ async fn stable_sessions_cut_in_bursts_in_any_order_come_back_at_an_even_rate() 
         "{busiest} of 1,000 in the busiest 100 ms"
     );
 }
+
+// ───────────── the actor: one policy per session, kept across identical configs ─────────────
+
+mod actor {
+    use super::*;
+
+    fn configure(keep: Keep, reconnect: ReconnectSettings, refresh: bool) -> ConfigurePolicy {
+        ConfigurePolicy {
+            session: "kitchen".into(),
+            reconnect,
+            keep,
+            refresh_on_auth_failure: refresh,
+        }
+    }
+
+    /// The attempt number of the retry that follows one more refusal.
+    async fn next_attempt(policy: &Addr<ReconnectPolicy>) -> Option<u32> {
+        let decide = Decide {
+            session: "kitchen".into(),
+            report: refused(),
+            ready_for: None,
+        };
+        match policy.send(decide).await.unwrap() {
+            Decision::Retry { attempt, .. } => Some(attempt),
+            Decision::StayDown => None,
+            other => panic!("expected a retry or nothing, got {other:?}"),
+        }
+    }
+
+    #[actix_rt::test]
+    async fn an_unknown_session_stays_down_and_a_configured_one_retries() {
+        let policy = ReconnectPolicy::default().start();
+        assert_eq!(next_attempt(&policy).await, None);
+        policy.send(configure(Keep::Always, settings(), false)).await.unwrap();
+        assert_eq!(next_attempt(&policy).await, Some(1));
+        assert_eq!(next_attempt(&policy).await, Some(2));
+        policy.send(ForgetPolicy("kitchen".into())).await.unwrap();
+        assert_eq!(next_attempt(&policy).await, None, "forgotten");
+    }
+
+    #[actix_rt::test]
+    async fn the_same_settings_again_keep_the_count_and_any_change_restarts_it() {
+        let policy = ReconnectPolicy::default().start();
+        policy.send(configure(Keep::Always, settings(), false)).await.unwrap();
+        next_attempt(&policy).await;
+        next_attempt(&policy).await;
+        // A reload that did not touch this session configures it again.
+        policy.send(configure(Keep::Always, settings(), false)).await.unwrap();
+        assert_eq!(
+            next_attempt(&policy).await,
+            Some(3),
+            "an unchanged config kept its count"
+        );
+        let changes = [
+            configure(
+                Keep::Always,
+                ReconnectSettings {
+                    max_attempts: 11,
+                    ..settings()
+                },
+                false,
+            ),
+            configure(Keep::OnDemand, settings(), false),
+            configure(Keep::Always, settings(), true),
+        ];
+        for change in changes {
+            next_attempt(&policy).await;
+            let what = format!(
+                "{:?} {:?} {}",
+                change.reconnect, change.keep, change.refresh_on_auth_failure
+            );
+            policy.send(change).await.unwrap();
+            assert_eq!(
+                next_attempt(&policy).await,
+                Some(1),
+                "changed to {what}: a fresh policy"
+            );
+        }
+    }
+
+    #[actix_rt::test]
+    async fn reset_attempts_starts_a_fresh_burst() {
+        let policy = ReconnectPolicy::default().start();
+        policy.send(configure(Keep::Always, settings(), false)).await.unwrap();
+        next_attempt(&policy).await;
+        next_attempt(&policy).await;
+        policy.send(ResetAttempts("kitchen".into())).await.unwrap();
+        assert_eq!(next_attempt(&policy).await, Some(1));
+    }
+}

@@ -57,6 +57,13 @@ pub fn lost(name: &str, ended: &ConnectionEnded, probing: bool, refreshing: bool
     );
 }
 
+/// `session=NAME connecting attempt=N` (debug): a connection attempt
+/// starts now (0: the first of its burst). With the `stopping` line, it
+/// shows that no attempt starts once the daemon took SIGTERM.
+pub fn connecting(name: &str, attempt: u32) {
+    log::debug!("session={name} connecting attempt={attempt}");
+}
+
 /// `session=NAME retrying attempt=N/MAX in_ms=N`: retry N of this burst.
 pub fn retrying(name: &str, attempt: u32, max_attempts: u32, after: Duration) {
     log::info!(

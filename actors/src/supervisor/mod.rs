@@ -190,6 +190,7 @@ impl Supervisor {
             // A refresh after a refusal is there to try the OTA token.
             prefer_discovered_token: slot.prefer_discovered_token || purpose == Purpose::TokenRefresh,
         };
+        journal::connecting(name, attempt);
         let conn = Connection::new(
             slot.settings.clone(),
             generation,

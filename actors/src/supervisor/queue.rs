@@ -88,9 +88,10 @@ impl OutboundQueue {
         }
         let mut dropped = 0;
         while self.held.len() > bounds.messages || self.bytes > bounds.bytes {
-            if let Some(oldest) = self.held.pop_front() {
-                self.bytes -= oldest.text.len();
-            }
+            // An empty queue ends the loop whatever its byte count says:
+            // accounting gone wrong must not spin the Supervisor.
+            let Some(oldest) = self.held.pop_front() else { break };
+            self.bytes -= oldest.text.len();
             dropped += 1;
         }
         dropped
@@ -161,6 +162,7 @@ mod tests {
     fn keeps_acceptance_order_when_messages_come_back() {
         let now = Instant::now();
         let mut q = OutboundQueue::default();
+        assert!(q.is_empty() && q.len() == 0);
         let (a, b, c, d) = (
             held(&mut q, now, 1),
             held(&mut q, now, 2),
@@ -169,10 +171,13 @@ mod tests {
         );
         assert_eq!(q.push(c, ROOMY), Ok(1));
         assert_eq!(q.push(d, ROOMY), Ok(2));
+        assert_eq!((q.len(), q.is_empty()), (2, false));
         assert_eq!(q.restore(vec![b, a], ROOMY), 0);
+        assert_eq!(q.len(), 4);
         assert_eq!(q.bytes(), 4 * r#"{"n":1}"#.len());
         assert_eq!(numbers(&mut q), vec![1, 2, 3, 4]);
         assert_eq!(q.bytes(), 0);
+        assert!(q.is_empty() && q.len() == 0);
     }
 
     #[test]

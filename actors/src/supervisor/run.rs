@@ -290,6 +290,83 @@ mod tests {
         }
     }
 
+    /// An address no actor answers: enough for a `Run::Live` to hold.
+    fn connection() -> Addr<Connection> {
+        let (tx, _rx) = actix::dev::channel::channel(1);
+        Addr::new(tx)
+    }
+
+    fn live(phase: LivePhase) -> Run {
+        Run::Live {
+            conn: connection(),
+            phase,
+            attempt: 3,
+            purpose: Purpose::Attempt,
+            then: AfterEnd::Decide,
+        }
+    }
+
+    #[test]
+    fn each_state_shows_what_only_it_has() {
+        let timer = SpawnHandle::default().next();
+        let second = Duration::from_secs(1);
+        let ready = live(LivePhase::Ready {
+            session_id: Some("s-1".into()),
+        });
+        assert_eq!(ready.kind(), Kind::Ready);
+        assert!(ready.is_ready() && !ready.refuses_text());
+        assert_eq!(
+            (ready.session_id(), ready.attempt(), ready.retry_in()),
+            (Some("s-1"), 3, None)
+        );
+        assert!(ready.connection().is_some());
+        let handshaking = live(LivePhase::Handshaking);
+        assert_eq!(handshaking.kind(), Kind::Handshaking);
+        assert!(!handshaking.is_ready() && handshaking.session_id().is_none());
+        assert_eq!(live(LivePhase::Connecting).kind(), Kind::Connecting);
+
+        let mut backoff = Run::Backoff {
+            timer,
+            attempt: 2,
+            after: second,
+            refresh: false,
+        };
+        assert_eq!((backoff.attempt(), backoff.retry_in()), (2, Some(second)));
+        assert!(backoff.connection().is_none() && !backoff.is_ready() && !backoff.refuses_text());
+        assert_eq!(backoff.take_timer(), Some(timer));
+
+        let mut activating = Run::Activating {
+            timer,
+            code: "123456".into(),
+            after: None,
+        };
+        assert_eq!(activating.activation_code(), Some("123456"));
+        assert_eq!((activating.attempt(), activating.retry_in()), (0, None));
+        assert_eq!(activating.take_timer(), Some(timer));
+        assert!(ready.activation_code().is_none());
+
+        let mut failed = Run::Failed {
+            probe: Some((timer, second)),
+            attempts: 10,
+        };
+        assert_eq!((failed.attempt(), failed.retry_in()), (10, Some(second)));
+        assert_eq!(failed.take_timer(), Some(timer));
+        assert_eq!(
+            (failed.take_timer(), failed.retry_in()),
+            (None, None),
+            "the probe was taken"
+        );
+
+        let mut stopped = Run::Stopped { wakes_on_send: false };
+        assert!(stopped.refuses_text() && stopped.take_timer().is_none());
+        assert!(
+            !Run::Stopped { wakes_on_send: true }.refuses_text(),
+            "on_demand wakes on a send"
+        );
+        assert_eq!(stopped.attempt(), 0);
+        assert_eq!(Run::Deciding.kind(), Kind::Deciding);
+    }
+
     #[test]
     fn every_state_but_stopped_is_shown_and_deciding_never_is() {
         assert_eq!(Kind::Deciding.public(), None);
