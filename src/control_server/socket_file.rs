@@ -2,19 +2,17 @@
 //! is replaced, a live daemon's socket never), created with `socket_mode`
 //! and a deep backlog, and removed on clean exit if it is still ours.
 //!
-//! Race-free: the mode is given to the socket before `bind` creates the
-//! file (the socket's own mode, and the umask for the instant of `bind`),
-//! so no `chmod` ever goes through the path, which another user might
-//! have turned into a symlink. The daemon's uid is the process's, never
+//! Race-free: the socket is bound and given its mode in a private
+//! directory, then linked into place, so no `chmod` ever goes through the
+//! path, which another user might have turned into a symlink, and the
+//! process's umask is never touched. The daemon's uid is the process's, never
 //! read back from whatever is at the path. The directory is judged first
 //! (`socket_dir`).
 
 use std::io;
-use std::os::fd::AsFd;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use nix::sys::stat::{fchmod, umask, Mode};
 use tokio::net::{UnixListener, UnixSocket, UnixStream};
 
 use super::socket_dir::{self, DirTrust};
@@ -131,17 +129,7 @@ pub async fn bind(path: &Path, mode: u32) -> Result<(UnixListener, SocketFile), 
     let trust = socket_dir::prepare(&socket_dir::parent_of(path), own_uid)?;
     claim(path, trust, own_uid).await?;
     let socket = UnixSocket::new_stream().map_err(io_error)?;
-    let permissions = Mode::from_bits_truncate(mode & 0o777);
-    fchmod(socket.as_fd(), permissions).map_err(|errno| io_error(errno.into()))?;
-    let bound = {
-        // bind gives the file the socket's mode less the umask. The umask
-        // is the process's: set for this one call at start-up, restored
-        // at once; meanwhile it can only take bits away from other files.
-        let _umask = UmaskFor::bind(permissions);
-        socket.bind(path)
-    };
-    bound.map_err(io_error)?;
-    let listener = socket.listen(BACKLOG).map_err(io_error)?;
+    let listener = listen_with_mode(socket, path, mode & 0o777).map_err(io_error)?;
     // What is at the path now is ours: the directory lets nobody else
     // replace it. Checked anyway, without following a link.
     let meta = std::fs::symlink_metadata(path).map_err(io_error)?;
@@ -170,23 +158,30 @@ pub async fn bind(path: &Path, mode: u32) -> Result<(UnixListener, SocketFile), 
     ))
 }
 
-/// The umask that lets `bind` give the file exactly `mode`, restored on drop.
-struct UmaskFor {
-    previous: Mode,
-}
-
-impl UmaskFor {
-    fn bind(mode: Mode) -> UmaskFor {
-        UmaskFor {
-            previous: umask(Mode::from_bits_truncate(0o777) & !mode),
-        }
-    }
-}
-
-impl Drop for UmaskFor {
-    fn drop(&mut self) {
-        umask(self.previous);
-    }
+/// Bind `socket` at `path` with file mode `mode` and listen, never going through a
+/// path another user could have replaced, and without the umask (which is
+/// the whole process's: changing it, even for an instant, would take bits
+/// from files other threads create meanwhile).
+///
+/// The socket is bound in a fresh private directory beside `path` (0700,
+/// ours: nobody else can put a link there), given its mode there, then
+/// hard-linked to `path` once it listens (so nobody finds it there
+/// refusing connections and takes it for stale). `link` never replaces: if something appeared at
+/// `path` since it was claimed (another daemon starting at the same
+/// instant), this fails with "file exists" instead of taking it over.
+fn listen_with_mode(socket: UnixSocket, path: &Path, mode: u32) -> io::Result<UnixListener> {
+    let private = tempfile::Builder::new()
+        .prefix(".wsvisor-")
+        .tempdir_in(socket_dir::parent_of(path))?;
+    // Short, so the detour stays within sun_path's 108 bytes whenever the
+    // socket's own name is ("control.sock" is as long as ".wsvisor-XXXXXX/s").
+    let staged = private.path().join("s");
+    socket.bind(&staged)?;
+    std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(mode))?;
+    let listener = socket.listen(BACKLOG)?;
+    std::fs::hard_link(&staged, path)?;
+    // Dropping `private` removes the staged name and the directory.
+    Ok(listener)
 }
 
 /// Make sure nothing lives at `path`: remove a stale socket, refuse a live
@@ -234,5 +229,42 @@ async fn claim(path: &Path, trust: DirTrust, own_uid: u32) -> Result<(), ClaimEr
             path: path.to_owned(),
             source,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leftovers(dir: &Path) -> Vec<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.starts_with(".wsvisor-"))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn the_socket_gets_exactly_its_mode_whatever_the_umask() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("control.sock");
+        // 0666 has bits any usual umask (022, 027, 077) would take away.
+        let _listener = listen_with_mode(UnixSocket::new_stream().unwrap(), &path, 0o666).unwrap();
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        assert!(meta.file_type().is_socket());
+        assert_eq!(meta.mode() & 0o777, 0o666);
+        UnixStream::connect(&path).await.expect("listening at its path");
+        assert!(leftovers(dir.path()).is_empty(), "the staging directory is gone");
+    }
+
+    #[tokio::test]
+    async fn whatever_appeared_at_the_path_is_never_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("control.sock");
+        std::fs::write(&path, "someone else's").unwrap();
+        let err = listen_with_mode(UnixSocket::new_stream().unwrap(), &path, 0o600).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "someone else's");
+        assert!(leftovers(dir.path()).is_empty());
     }
 }
