@@ -19,25 +19,13 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use support::as_user::{self, Ids, NOBODY};
+use support::as_user::{self, root_or_skip, Ids, NOBODY};
 use support::process::{config_toml, control, read_all, socket_of, wsvisor, Daemon, Scratch};
 use wsvisor::control_client::blocking::Client;
 use wsvisor::control_client::ClientError;
 use wsvisor::protocol::{Command, Pong};
 
 const LIMIT: Duration = Duration::from_secs(5);
-
-/// False (the test returns) only when not root and skipping was asked for.
-fn root_or_skip() -> bool {
-    if as_user::is_root() {
-        return true;
-    }
-    if std::env::var("WSVISOR_ROOT_TESTS").as_deref() == Ok("skip") {
-        eprintln!("skipped: needs root to act as other users (WSVISOR_ROOT_TESTS=skip)");
-        return false;
-    }
-    panic!("this test needs root to act as other users; run it as root (CI does) or set WSVISOR_ROOT_TESTS=skip");
-}
 
 /// A scratch directory other users can enter (0755), with a daemon whose
 /// socket is 0666: only the daemon's own check stands between them.

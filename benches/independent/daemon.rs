@@ -1,15 +1,17 @@
 //! The real daemon (`wsvisor run`) in a child process with a generated
-//! config, and a blocking control-socket connection to it. SIGTERM on drop.
+//! config, talked to through wsvisor's control client. SIGTERM on drop.
 
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde_json::Value;
+use wsvisor::control_client::blocking::Client;
+use wsvisor::protocol::{self, Status};
 
 use crate::procfs;
 
@@ -124,10 +126,10 @@ impl Daemon {
     /// long after the daemon's start they were, to within [`READY_POLL`].
     pub fn wait_ready(&self, n: usize, limit: Duration) -> Duration {
         let started = Instant::now();
-        let mut control = Control::connect(&self.socket);
+        let mut control = connect(&self.socket);
         loop {
-            let status = control.call("status");
-            let ready = status["result"]["sessions"]["ready"].as_u64().unwrap_or(0) as usize;
+            let status: Status = control.result(&protocol::Command::Status).expect("status");
+            let ready = status.sessions.by_state.get("ready").copied().unwrap_or(0) as usize;
             if ready >= n {
                 return self.spawned.elapsed();
             }
@@ -147,18 +149,11 @@ impl Daemon {
     /// Every state event from now on, read by a thread of its own that
     /// ends when the daemon closes the connection (at its exit).
     pub fn subscribe(&self) -> mpsc::Receiver<Heard> {
-        let mut control = Control::connect(&self.socket);
-        control.reader.get_ref().set_read_timeout(None).expect("blocking reads");
-        let answer = control.call("subscribe");
-        assert_eq!(answer["ok"], json!(true), "subscribe failed: {answer}");
+        let mut events = connect(&self.socket).subscribe(None, false).expect("subscribe");
+        events.set_timeout(None);
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
-            let mut line = String::new();
-            loop {
-                line.clear();
-                if !matches!(control.reader.read_line(&mut line), Ok(n) if n > 0) {
-                    return;
-                }
+            while let Ok(Some(line)) = events.next_line() {
                 let received = procfs::monotonic_seconds();
                 let Ok(event) = serde_json::from_str::<Value>(&line) else {
                     continue;
@@ -199,10 +194,8 @@ impl Daemon {
 impl Drop for Daemon {
     fn drop(&mut self) {
         if !matches!(self.child.try_wait(), Ok(Some(_))) {
-            // SAFETY: kill(2) on our own unreaped child.
-            unsafe {
-                libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
-            }
+            // Our own unreaped child: the pid cannot have been reused.
+            let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
             let deadline = Instant::now() + Duration::from_secs(10);
             while Instant::now() < deadline && !matches!(self.child.try_wait(), Ok(Some(_))) {
                 std::thread::sleep(Duration::from_millis(10));
@@ -220,52 +213,9 @@ fn binary() -> PathBuf {
     std::env::var_os("WSVISOR_BIN").map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_wsvisor")), PathBuf::from)
 }
 
-/// One blocking control connection, one request at a time.
-struct Control {
-    reader: BufReader<UnixStream>,
-    writer: UnixStream,
-    next_id: u64,
-}
-
-impl Control {
-    /// Connects, waiting up to 10 s for the daemon to create its socket.
-    fn connect(path: &std::path::Path) -> Control {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            match UnixStream::connect(path) {
-                Ok(stream) => {
-                    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-                    let writer = stream.try_clone().unwrap();
-                    return Control {
-                        reader: BufReader::new(stream),
-                        writer,
-                        next_id: 1,
-                    };
-                }
-                Err(err) => {
-                    assert!(
-                        Instant::now() < deadline,
-                        "no control socket at {}: {err}",
-                        path.display()
-                    );
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-            }
-        }
-    }
-
-    fn call(&mut self, cmd: &str) -> Value {
-        let id = self.next_id;
-        self.next_id += 1;
-        writeln!(self.writer, "{}", json!({"id": id, "cmd": cmd})).expect("control write");
-        loop {
-            let mut line = String::new();
-            let n = self.reader.read_line(&mut line).expect("control read");
-            assert!(n > 0, "the daemon closed the control connection");
-            let response: Value = serde_json::from_str(&line).expect("a JSON line");
-            if response["id"] == json!(id) {
-                return response;
-            }
-        }
-    }
+/// A control connection, waiting up to 10 s for the daemon to create its socket.
+fn connect(socket: &Path) -> Client {
+    let mut client = Client::connect_within(socket, Duration::from_secs(10)).expect("the control socket");
+    client.set_timeout(Some(Duration::from_secs(30)));
+    client
 }

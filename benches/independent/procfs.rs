@@ -44,10 +44,8 @@ pub fn cpu_seconds_precise(pid: u32) -> f64 {
 /// CLOCK_MONOTONIC now, in seconds: the clock of the servers' timestamps
 /// (Python's `time.monotonic()`).
 pub fn monotonic_seconds() -> f64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: clock_gettime with a valid, owned timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+    let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).expect("CLOCK_MONOTONIC");
+    ts.tv_sec() as f64 + ts.tv_nsec() as f64 / 1e9
 }
 
 /// A wall-clock instant as CLOCK_MONOTONIC seconds, through the two clocks'

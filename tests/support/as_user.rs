@@ -21,6 +21,18 @@ pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
+/// False (the test returns) only when not root and skipping was asked for.
+pub fn root_or_skip() -> bool {
+    if is_root() {
+        return true;
+    }
+    if std::env::var("WSVISOR_ROOT_TESTS").as_deref() == Ok("skip") {
+        eprintln!("skipped: needs root to act as other users (WSVISOR_ROOT_TESTS=skip)");
+        return false;
+    }
+    panic!("this test needs root to act as other users; run it as root (CI does) or set WSVISOR_ROOT_TESTS=skip");
+}
+
 /// Ids to become.
 #[derive(Clone, Debug)]
 pub struct Ids {
