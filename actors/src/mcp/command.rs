@@ -224,11 +224,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_timeout_kills_the_whole_group() {
-        let scratch = std::env::temp_dir().join(format!("wsvisor-cmd-timeout-{}", std::process::id()));
-        let marker = scratch.with_extension("late");
-        let _ = std::fs::remove_file(&marker);
-        // The child of the script would write the marker after 1 s.
-        let script = format!("(sleep 1; touch {}) & sleep 10", marker.display());
+        let pid_file = std::env::temp_dir().join(format!("wsvisor-cmd-timeout-{}.pid", std::process::id()));
+        let _ = std::fs::remove_file(&pid_file);
+        // A child of the script that would outlive it unless its group is killed.
+        let script = format!("sleep 10 & echo $! > {}; wait", pid_file.display());
         let tool = sh(&script, Duration::from_millis(200), 1024);
         let started = Instant::now();
         let outcome = run(&tool, "k", &json!({})).await;
@@ -238,8 +237,18 @@ mod tests {
             took >= Duration::from_millis(200) && took < Duration::from_secs(3),
             "{took:?}"
         );
-        tokio::time::sleep(Duration::from_millis(1300)).await;
-        assert!(!marker.exists(), "the script's child outlived the timeout");
+        let pid = std::fs::read_to_string(&pid_file).unwrap();
+        let _ = std::fs::remove_file(&pid_file);
+        // Gone, or a zombie waiting for whoever inherited it to reap it.
+        let alive = || {
+            std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()))
+                .is_ok_and(|stat| stat.rsplit(") ").next().is_some_and(|rest| !rest.starts_with('Z')))
+        };
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while alive() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(!alive(), "the script's child outlived the timeout");
     }
 
     #[tokio::test]
