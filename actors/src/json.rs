@@ -155,4 +155,23 @@ mod tests {
         let round: Value = serde_json::from_str(&compact(text).unwrap()).unwrap();
         assert_eq!(round, serde_json::from_str::<Value>(text).unwrap());
     }
+
+    #[test]
+    fn kinds_are_named_as_an_error_message_says_them() {
+        let named: Vec<&str> = [
+            serde_json::json!(null),
+            serde_json::json!(true),
+            serde_json::json!(1.5),
+            serde_json::json!("x"),
+            serde_json::json!([]),
+            serde_json::json!({}),
+        ]
+        .iter()
+        .map(kind)
+        .collect();
+        assert_eq!(
+            named,
+            ["null", "a boolean", "a number", "a string", "an array", "an object"]
+        );
+    }
 }
