@@ -573,3 +573,36 @@ mod actor {
         assert_eq!(next_attempt(&policy).await, Some(1));
     }
 }
+
+#[actix_rt::test]
+async fn only_stable_losses_take_a_place_in_the_spread() {
+    let s = settings();
+    let policy = ReconnectPolicy::default().start();
+    for name in ["a", "b", "c"] {
+        let configure = ConfigurePolicy {
+            session: name.into(),
+            reconnect: s,
+            keep: Keep::Always,
+            refresh_on_auth_failure: false,
+        };
+        policy.send(configure).await.unwrap();
+    }
+    let reset = LossReport::new(Cause::Reset, "Connection reset by peer");
+    let first_retry = |session: &str, ready_for: Duration| Decide {
+        session: session.into(),
+        report: reset.clone(),
+        ready_for: Some(ready_for),
+    };
+    let widest = s.initial_delay.mul_f64(1.0 + s.jitter);
+    let place = |decision: Decision| match decision {
+        Decision::Retry { attempt: 1, after, .. } => after.as_secs_f64() / widest.as_secs_f64(),
+        other => panic!("expected a first retry, got {other:?}"),
+    };
+    let a = place(policy.send(first_retry("a", s.stable_after)).await.unwrap());
+    // Ready for a moment only: its retry is jittered, and takes no place.
+    policy.send(first_retry("b", Duration::from_millis(50))).await.unwrap();
+    let c = place(policy.send(first_retry("c", s.stable_after)).await.unwrap());
+    // Consecutive places of the sequence are the golden ratio apart.
+    let step = (c - a).rem_euclid(1.0);
+    assert!((step - 0.618).abs() < 0.01, "{a} then {c}: a step of {step}");
+}
