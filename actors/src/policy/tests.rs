@@ -606,3 +606,31 @@ async fn only_stable_losses_take_a_place_in_the_spread() {
     let step = (c - a).rem_euclid(1.0);
     assert!((step - 0.618).abs() < 0.01, "{a} then {c}: a step of {step}");
 }
+
+#[test]
+fn a_wait_within_a_probes_range_is_kept_not_drawn_again() {
+    // The burst's delays (max_delay 120 s ± 50 %: 60 to 180 s) start inside
+    // a probe's range (60 s ± 25 %: 45 to 75 s). Those up to 75 s are kept,
+    // the rest drawn like a probe: 12.5 % kept in [60, 75], 87.5 % spread
+    // over [45, 75], so 43.75 % fall below 60 s. Drawing every one again
+    // would put 50 % there.
+    let s = ReconnectSettings {
+        initial_delay: Duration::from_secs(120),
+        max_delay: Duration::from_secs(120),
+        max_attempts: 100_000,
+        revive_after: Some(Duration::from_secs(60)),
+        ..settings()
+    };
+    let mut policy = SessionPolicy::new(s, Keep::Always);
+    let draws = 4000;
+    let below_60 = (0..draws)
+        .map(|_| match policy.decide(&refused(), None) {
+            Decision::Retry { after, .. } => after,
+            other => panic!("expected a retry, got {other:?}"),
+        })
+        .inspect(|after| assert!((45.0..=75.0).contains(&after.as_secs_f64()), "{after:?}"))
+        .filter(|after| *after < Duration::from_secs(60))
+        .count();
+    let share = below_60 as f64 / draws as f64;
+    assert!((0.41..0.47).contains(&share), "{share} below 60 s");
+}
