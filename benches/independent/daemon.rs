@@ -1,9 +1,8 @@
 //! The real daemon (`wsvisor run`) in a child process with a generated
 //! config, talked to through wsvisor's control client. SIGTERM on drop.
 
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -95,18 +94,7 @@ impl Daemon {
         std::fs::write(&config_path, settings.config(&socket, url)).expect("write config");
         let log = std::fs::File::create(dir.join("daemon.log")).expect("log file");
         let spawned = Instant::now();
-        let child = Command::new(binary())
-            .arg("run")
-            .arg("--config")
-            .arg(&config_path)
-            .env_remove("RUST_LOG")
-            .env_remove("JOURNAL_STREAM")
-            .env_remove("NOTIFY_SOCKET")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            // Its own group: a Ctrl-C on the benchmark is the benchmark's to handle.
-            .process_group(0)
+        let child = procfs::daemon_command(&binary(), &config_path, log)
             .spawn()
             .expect("start wsvisor");
         Daemon {

@@ -25,6 +25,7 @@ mod forward_latency;
 mod forwarding;
 mod idle;
 mod loopback_role;
+#[path = "../shared/procfs.rs"]
 mod procfs;
 mod servers;
 mod spread;

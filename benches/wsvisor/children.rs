@@ -9,8 +9,7 @@
 //! It exits when its stdin closes, so it never outlives the benchmark.
 
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -21,14 +20,13 @@ use wsvisor::control_client::blocking::Client;
 use wsvisor::protocol::{self, Command as ControlCommand};
 use wsvisor_loopback::{Server, ServerOptions};
 
+use crate::procfs;
+
 /// Set in the environment of the bench binary started as the server.
 const ROLE: &str = "WSVISOR_BENCH_ROLE";
 
 /// The server role's value for a server that echoes binary frames.
 const ECHO_ROLE: &str = "echo";
-
-/// `sysconf(_SC_CLK_TCK)` on Linux: /proc CPU times are in these.
-const CLOCK_TICKS: f64 = 100.0;
 
 /// Raises this process's soft open-file limit to the hard one: 10,000
 /// sessions need 10,000 sockets in the daemon and as many in the server.
@@ -137,7 +135,7 @@ impl ServerProcess {
 
     /// Its resident memory, KiB.
     pub fn rss_kib(&self) -> u64 {
-        proc_status_kib(self.child.id(), "VmRSS:")
+        procfs::status_kib(self.child.id(), "VmRSS:")
     }
 
     /// Its counters now.
@@ -192,18 +190,7 @@ impl Daemon {
         std::fs::write(&config_path, config).expect("write config");
         let log = std::fs::File::create(scratch.path().join("daemon.log")).expect("log file");
         let spawned = Instant::now();
-        let child = Command::new(env!("CARGO_BIN_EXE_wsvisor"))
-            .arg("run")
-            .arg("--config")
-            .arg(&config_path)
-            .env_remove("RUST_LOG")
-            .env_remove("JOURNAL_STREAM")
-            .env_remove("NOTIFY_SOCKET")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            // Its own group: a Ctrl-C on the benchmark is the benchmark's to handle.
-            .process_group(0)
+        let child = procfs::daemon_command(Path::new(env!("CARGO_BIN_EXE_wsvisor")), &config_path, log)
             .spawn()
             .expect("start wsvisor");
         Daemon {
@@ -256,21 +243,14 @@ impl Daemon {
     /// Resident memory now and at its peak, in KiB.
     pub fn memory_kib(&self) -> (u64, u64) {
         (
-            proc_status_kib(self.pid(), "VmRSS:"),
-            proc_status_kib(self.pid(), "VmHWM:"),
+            procfs::status_kib(self.pid(), "VmRSS:"),
+            procfs::status_kib(self.pid(), "VmHWM:"),
         )
     }
 
     /// User + system CPU seconds used so far.
     pub fn cpu_seconds(&self) -> f64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
-        // Fields after the command name, which is in parentheses and may hold spaces.
-        let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        // utime and stime are fields 14 and 15 of stat(5); `rest` starts at field 3.
-        let ticks: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
-            + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
-        ticks as f64 / CLOCK_TICKS
+        procfs::cpu_seconds(self.pid())
     }
 
     /// SIGTERM and wait (bounded); kill if it does not stop.
@@ -305,14 +285,4 @@ fn exit_or_kill(child: &mut Child) {
     }
     let _ = child.kill();
     let _ = child.wait();
-}
-
-/// A `kB` field of /proc/PID/status.
-fn proc_status_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0)
 }

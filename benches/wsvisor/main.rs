@@ -20,6 +20,10 @@ mod forward_latency;
 mod idle;
 mod inprocess;
 mod latency;
+// This bench reads less of /proc than the independent one (no clocks).
+#[allow(dead_code)]
+#[path = "../shared/procfs.rs"]
+mod procfs;
 mod report;
 // The tests' session settings and state watcher, shared rather than copied:
 // Cargo gives a package's test and bench targets no common module of their

@@ -1,28 +1,41 @@
-//! /proc readings of a process: resident memory and CPU time. Reads only.
+//! /proc readings of a process (resident memory, CPU time) and the one
+//! way the benchmarks start the daemon. Shared by benches/wsvisor and
+//! benches/independent (`#[path]`). A reading that fails fails the
+//! benchmark: a 0 would be reported as a figure.
+
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
 
 /// `sysconf(_SC_CLK_TCK)` on Linux: /proc CPU times are in these.
 const CLOCK_TICKS: f64 = 100.0;
 
-/// A `kB` field of /proc/PID/status (`VmRSS:`, `VmHWM:`), 0 when unreadable.
+/// A `kB` field of /proc/PID/status (`VmRSS:`, `VmHWM:`).
 pub fn status_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|err| panic!("cannot read /proc/{pid}/status: {err}"));
+    status
         .lines()
         .find(|l| l.starts_with(field))
         .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0)
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
 }
 
 /// User + system CPU seconds of every thread of `pid` so far.
 pub fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .unwrap_or_else(|err| panic!("cannot read /proc/{pid}/stat: {err}"));
     // Fields after the command name, which is in parentheses and may hold spaces.
     let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // utime and stime are fields 14 and 15 of proc(5); `rest` starts at field 3.
-    let ticks: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
-        + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
-    ticks as f64 / CLOCK_TICKS
+    let field = |i: usize| -> u64 {
+        fields
+            .get(i)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("/proc/{pid}/stat without utime and stime: {stat}"))
+    };
+    (field(11) + field(12)) as f64 / CLOCK_TICKS
 }
 
 /// CPU seconds of every live thread of `pid` so far, from the scheduler's
@@ -30,9 +43,8 @@ pub fn cpu_seconds(pid: u32) -> f64 {
 /// `cpu_seconds` are too coarse for an idle daemon's tenths of a second.
 /// Threads that already ended are not counted.
 pub fn cpu_seconds_precise(pid: u32) -> f64 {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0.0;
-    };
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap_or_else(|err| panic!("cannot read /proc/{pid}/task: {err}"));
     let nanos: u64 = tasks
         .flatten()
         .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
@@ -66,4 +78,23 @@ pub fn load() -> (f64, usize) {
         .and_then(|l| l.split_whitespace().next()?.parse().ok())
         .unwrap_or(0.0);
     (one, std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// `wsvisor run --config CONFIG` as the benchmarks start it: logging to
+/// `log`, no journal or systemd notification inherited, in its own process
+/// group (a Ctrl-C on the benchmark is the benchmark's to handle).
+pub fn daemon_command(binary: &Path, config: &Path, log: std::fs::File) -> Command {
+    let mut command = Command::new(binary);
+    command
+        .arg("run")
+        .arg("--config")
+        .arg(config)
+        .env_remove("RUST_LOG")
+        .env_remove("JOURNAL_STREAM")
+        .env_remove("NOTIFY_SOCKET")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .process_group(0);
+    command
 }
