@@ -145,7 +145,7 @@ async fn verdict(state: &State) -> Verdict {
     // The supervisor answers within `within` unless it is wedged itself.
     let verdict = match tokio::time::timeout(within * 2, probe).await {
         Ok(Ok(Ok(_))) => Ok(()),
-        Ok(Ok(Err(who))) => Err(format!("the {who} did not answer within {within:?}")),
+        Ok(Ok(Err(unanswered))) => Err(format!("{unanswered} within {within:?}")),
         Ok(Err(_)) | Err(_) => Err(format!("the supervisor did not answer within {:?}", within * 2)),
     };
     if let Ok(mut last) = state.last.lock() {

@@ -101,11 +101,8 @@ pub fn spawn_watchdog(tree: Tree, period: Duration) {
                     }
                     patted = true;
                 }
-                Ok(Err(who)) if patted => {
-                    log::error!(
-                        "watchdog: the {who} did not answer within {:?}; not patting",
-                        period / 4
-                    );
+                Ok(Err(unanswered)) if patted => {
+                    log::error!("watchdog: {unanswered} within {:?}; not patting", period / 4);
                     patted = false;
                 }
                 Err(_) if patted => {

@@ -6,7 +6,7 @@
 //! sockets. Sessions with the same TLS and liveness settings share one.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +22,36 @@ use socket2::{SockRef, TcpKeepalive};
 use tokio::net::TcpStream;
 
 use crate::settings::{SessionSettings, TlsSettings};
+
+/// Why the private CA of `ca_file` cannot be trusted: no client is built,
+/// and the session's attempts fail with this (`wsvisor check` says it first).
+#[derive(Debug, thiserror::Error)]
+pub enum CaFileError {
+    /// Unreadable, or not PEM.
+    #[error("ca_file {}: {source}", path.display())]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// What reading it said.
+        #[source]
+        source: rustls::pki_types::pem::Error,
+    },
+    /// PEM without a certificate.
+    #[error("ca_file {}: no certificate in it", path.display())]
+    Empty {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A certificate rustls refuses as a root.
+    #[error("ca_file {}: {source}", path.display())]
+    Refused {
+        /// The file.
+        path: PathBuf,
+        /// What rustls said.
+        #[source]
+        source: rustls::Error,
+    },
+}
 
 /// Long enough never to fire.
 const UNBOUNDED: Duration = Duration::from_secs(24 * 3600);
@@ -61,7 +91,7 @@ pub struct ClientCache {
 
 impl ClientCache {
     /// The client for `key`, or why it cannot be built (an unreadable CA file).
-    pub fn get(&mut self, key: &ClientKey) -> Result<awc::Client, String> {
+    pub fn get(&mut self, key: &ClientKey) -> Result<awc::Client, CaFileError> {
         if let Some(client) = self.clients.get(key) {
             return Ok(client.clone());
         }
@@ -72,7 +102,7 @@ impl ClientCache {
 }
 
 /// A client for `key`.
-pub fn websocket_client(key: &ClientKey) -> Result<awc::Client, String> {
+pub fn websocket_client(key: &ClientKey) -> Result<awc::Client, CaFileError> {
     // awc builds on the process default provider; with only `ring`
     // compiled in, install it (a second install is a no-op).
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -92,7 +122,7 @@ pub fn websocket_client(key: &ClientKey) -> Result<awc::Client, String> {
         .finish())
 }
 
-fn tls_config(tls: &TlsSettings) -> Result<ClientConfig, String> {
+fn tls_config(tls: &TlsSettings) -> Result<ClientConfig, CaFileError> {
     let mut config = if tls.insecure {
         ClientConfig::builder()
             .dangerous()
@@ -121,23 +151,27 @@ fn system_roots() -> RootCertStore {
 }
 
 /// Trust the CA certificates of a PEM file as well (a self-hosted server's CA).
-pub fn add_ca_file(roots: &mut RootCertStore, path: &Path) -> Result<(), String> {
+pub fn add_ca_file(roots: &mut RootCertStore, path: &Path) -> Result<(), CaFileError> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
         .and_then(|certs| certs.collect())
-        .map_err(|err| format!("ca_file {}: {err}", path.display()))?;
+        .map_err(|source| CaFileError::Unreadable {
+            path: path.to_owned(),
+            source,
+        })?;
     if certs.is_empty() {
-        return Err(format!("ca_file {}: no certificate in it", path.display()));
+        return Err(CaFileError::Empty { path: path.to_owned() });
     }
     for cert in certs {
-        roots
-            .add(cert)
-            .map_err(|err| format!("ca_file {}: {err}", path.display()))?;
+        roots.add(cert).map_err(|source| CaFileError::Refused {
+            path: path.to_owned(),
+            source,
+        })?;
     }
     Ok(())
 }
 
 /// Checks a CA file the way connections will use it (for `wsvisor check`).
-pub fn check_ca_file(path: &Path) -> Result<(), String> {
+pub fn check_ca_file(path: &Path) -> Result<(), CaFileError> {
     add_ca_file(&mut RootCertStore::empty(), path)
 }
 

@@ -539,12 +539,20 @@ pub struct AnswerToolCall {
 pub struct Probe;
 
 /// Probe every actor of the tree; `Ok(n)` once all `n` answered within
-/// `within`, else the name of the first part that did not.
+/// `within`, else the first part that did not.
 #[derive(Message)]
-#[rtype(result = "Result<usize, String>")]
+#[rtype(result = "Result<usize, Unanswered>")]
 pub struct ProbeTree {
     /// How long every actor has to answer.
     pub within: Duration,
+}
+
+/// The part of the tree that did not answer a [`ProbeTree`] in time.
+#[derive(Debug, thiserror::Error)]
+#[error("the {who} did not answer")]
+pub struct Unanswered {
+    /// Which: `monitor`, `session=kitchen connection`, ...
+    pub who: String,
 }
 
 // ─────────────────────── test-only faults ───────────────────────

@@ -185,7 +185,7 @@ fn tls_settings(
         Some(v) => {
             let file = value::plain_string(src, "ca_file", v)?;
             let path = base_dir.join(&file.value);
-            wsvisor_actors::client::check_ca_file(&path).map_err(|why| src.error(&file.span, why))?;
+            wsvisor_actors::client::check_ca_file(&path).map_err(|why| src.error(&file.span, why.to_string()))?;
             Some(path)
         }
         None => None,

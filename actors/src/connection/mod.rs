@@ -39,6 +39,7 @@ pub use self::noise::{Noise, NoiseLimits};
 pub use self::outbox::{Outbox, WriteRefused};
 pub use self::upgrade::{upgrade, WsFramed};
 use crate::census::{self, Census};
+use crate::client::CaFileError;
 use crate::heartbeat::{Heartbeat, HeartbeatPeer, LineLife};
 use crate::logsafe;
 use crate::loss::{Cause, LossReport, CODE_ABNORMAL};
@@ -145,7 +146,7 @@ struct PingClock {
 pub struct Connection {
     settings: Arc<SessionSettings>,
     generation: u64,
-    client: Result<awc::Client, String>,
+    client: Result<awc::Client, CaFileError>,
     plan: ConnectPlan,
     links: ConnectionLinks,
     shared: SessionShared,
@@ -165,7 +166,7 @@ impl Connection {
     pub fn new(
         settings: Arc<SessionSettings>,
         generation: u64,
-        client: Result<awc::Client, String>,
+        client: Result<awc::Client, CaFileError>,
         plan: ConnectPlan,
         links: ConnectionLinks,
         shared: SessionShared,
@@ -465,7 +466,7 @@ impl Actor for Connection {
     fn started(&mut self, ctx: &mut Context<Self>) {
         let client = match &self.client {
             Ok(client) => client.clone(),
-            Err(why) => return self.end(LossReport::new(Cause::ConnectFailed, why.clone()), ctx),
+            Err(why) => return self.end(LossReport::new(Cause::ConnectFailed, why.to_string()), ctx),
         };
         let settings = self.settings.clone();
         let plan = std::mem::take(&mut self.plan);

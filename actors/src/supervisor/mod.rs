@@ -439,7 +439,7 @@ impl Actor for Supervisor {
 }
 
 impl Handler<ProbeTree> for Supervisor {
-    type Result = ResponseFuture<Result<usize, String>>;
+    type Result = ResponseFuture<Result<usize, Unanswered>>;
 
     /// The Supervisor answers by handling this; the rest must answer in time.
     fn handle(&mut self, msg: ProbeTree, _: &mut Context<Self>) -> Self::Result {
@@ -469,7 +469,7 @@ impl Handler<ProbeTree> for Supervisor {
                 match tokio::time::timeout_at(deadline, probe).await {
                     Ok(Ok(())) => {}
                     Ok(Err(_)) => {} // ended meanwhile: not wedged
-                    Err(_) => return Err(who),
+                    Err(_) => return Err(Unanswered { who }),
                 }
             }
             Ok(count)
