@@ -58,39 +58,58 @@ impl Access {
     /// not exist, ids this user namespace cannot see).
     pub fn from_config(config: &DaemonConfig, own_uid: u32) -> (Access, Vec<String>) {
         let mut warnings = Vec::new();
-        let mut allowed_gids = Vec::new();
+        let mut groups = Vec::new();
         for group in &config.allowed_groups {
             match resolve(group) {
-                Ok(gid) => allowed_gids.push(gid),
+                Ok(gid) => groups.push((group, gid)),
                 Err(why) => warnings.push(why),
             }
         }
         let uid_map = std::fs::read_to_string("/proc/self/uid_map").ok();
         let gid_map = std::fs::read_to_string("/proc/self/gid_map").ok();
-        for uid in &config.allowed_uids {
-            if uid_map.as_deref().is_some_and(|map| !mapped(map, *uid)) {
-                warnings.push(format!(
-                    "allowed_uids: {uid} is not visible in this user namespace (PrivateUsers=yes?); \
-                     it can never match: add the user to the daemon's group and use allowed_groups"
-                ));
-            }
-        }
-        for (group, gid) in config.allowed_groups.iter().zip(&allowed_gids) {
-            if gid_map.as_deref().is_some_and(|map| !mapped(map, *gid)) {
-                warnings.push(format!(
-                    "allowed_groups: {group} (gid {gid}) is not visible in this user namespace \
-                     (PrivateUsers=yes?); it can never match: under the shipped unit only the \
-                     service's own group (wsvisor) can"
-                ));
-            }
-        }
+        warnings.extend(invisible_ids(
+            &config.allowed_uids,
+            &groups,
+            uid_map.as_deref(),
+            gid_map.as_deref(),
+        ));
         let access = Access {
             own_uid,
             allowed_uids: config.allowed_uids.clone(),
-            allowed_gids,
+            allowed_gids: groups.iter().map(|(_, gid)| *gid).collect(),
         };
         (access, warnings)
     }
+}
+
+/// Warnings for the allowed ids (uids; groups with their resolved gids)
+/// that the daemon's user namespace, whose `uid_map` and `gid_map` are
+/// given when readable, cannot see.
+fn invisible_ids(
+    uids: &[u32],
+    groups: &[(&GroupRef, u32)],
+    uid_map: Option<&str>,
+    gid_map: Option<&str>,
+) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for uid in uids {
+        if uid_map.is_some_and(|map| !mapped(map, *uid)) {
+            warnings.push(format!(
+                "allowed_uids: {uid} is not visible in this user namespace (PrivateUsers=yes?); \
+                 it can never match: add the user to the daemon's group and use allowed_groups"
+            ));
+        }
+    }
+    for (group, gid) in groups {
+        if gid_map.is_some_and(|map| !mapped(map, *gid)) {
+            warnings.push(format!(
+                "allowed_groups: {group} (gid {gid}) is not visible in this user namespace \
+                 (PrivateUsers=yes?); it can never match: under the shipped unit only the \
+                 service's own group (wsvisor) can"
+            ));
+        }
+    }
+    warnings
 }
 
 /// The gid of `group`, or why there is none.
@@ -234,5 +253,100 @@ mod tests {
         assert_eq!(ids.gid, nix::unistd::getegid().as_raw());
         let ours: Vec<u32> = nix::unistd::getgroups().unwrap().iter().map(|g| g.as_raw()).collect();
         assert_eq!(ids.groups, ours);
+    }
+
+    #[test]
+    fn ids_the_namespace_cannot_see_are_named() {
+        // PrivateUsers=yes: only root and the service's own ids exist.
+        let map = "0 0 1\n997 997 1\n";
+        let wsvisor = GroupRef::Name("wsvisor".into());
+        let other = GroupRef::Name("audio".into());
+        let groups = [(&wsvisor, 997), (&other, 29)];
+        let warnings = invisible_ids(&[0, 997, 1000], &groups, Some(map), Some(map));
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with("allowed_uids: 1000 is not visible"),
+            "{warnings:?}"
+        );
+        assert!(
+            warnings[1].starts_with("allowed_groups: audio (gid 29) is not visible"),
+            "{warnings:?}"
+        );
+        // Unreadable maps (not Linux, no /proc): nothing to say.
+        assert!(invisible_ids(&[1000], &groups, None, None).is_empty());
+    }
+
+    #[test]
+    fn a_group_that_does_not_resolve_does_not_shift_the_others() {
+        let config = DaemonConfig {
+            allowed_groups: vec![GroupRef::Name("no-such-group-wsvisor-test".into()), GroupRef::Gid(4242)],
+            ..DaemonConfig::default()
+        };
+        let (access, warnings) = Access::from_config(&config, 0);
+        assert_eq!(access.allowed_gids, vec![4242]);
+        assert!(
+            warnings.iter().all(|w| !w.contains("no-such-group-wsvisor-test (gid")),
+            "{warnings:?}"
+        );
+    }
+
+    /// The most supplementary groups Linux allows (NGROUPS_MAX): past the
+    /// first buffer, so the kernel asks for the size once.
+    const MAX_GROUPS: u32 = 65_536;
+
+    #[tokio::test]
+    async fn a_peer_with_the_most_groups_linux_allows_is_read_whole() {
+        if !nix::unistd::geteuid().is_root() {
+            assert_eq!(
+                std::env::var("WSVISOR_ROOT_TESTS").as_deref(),
+                Ok("skip"),
+                "this test needs root to give a peer other groups; run it as root (CI does) or set WSVISOR_ROOT_TESTS=skip"
+            );
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let groups: Vec<libc::gid_t> = (1..=MAX_GROUPS).collect();
+        let address = nix::sys::socket::UnixAddr::new(&path).unwrap();
+        // SAFETY: the child makes only system calls (setgroups, socket,
+        // connect, read, _exit) on memory prepared before the fork.
+        let child = match unsafe { nix::unistd::fork() }.unwrap() {
+            nix::unistd::ForkResult::Child => unsafe {
+                if libc::setgroups(groups.len(), groups.as_ptr()) != 0 {
+                    libc::_exit(2);
+                }
+                let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0);
+                let addr = nix::sys::socket::SockaddrLike::as_ptr(&address);
+                let len = nix::sys::socket::SockaddrLike::len(&address);
+                if fd < 0 || libc::connect(fd, addr, len) != 0 {
+                    libc::_exit(3);
+                }
+                // Until the parent has read our ids and closed.
+                let mut byte = 0u8;
+                libc::read(fd, (&mut byte as *mut u8).cast(), 1);
+                libc::_exit(0);
+            },
+            nix::unistd::ForkResult::Parent { child } => child,
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let accepted = loop {
+            match listener.accept() {
+                Ok((stream, _)) => break stream,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                Err(err) => panic!("the child never connected: {err}"),
+            }
+        };
+        accepted.set_nonblocking(true).unwrap();
+        let stream = UnixStream::from_std(accepted).unwrap();
+        let ids = peer_ids(&stream).unwrap();
+        drop(stream);
+        let status = nix::sys::wait::waitpid(child, None).unwrap();
+        assert_eq!(status, nix::sys::wait::WaitStatus::Exited(child, 0));
+        assert_eq!(ids.groups.len(), MAX_GROUPS as usize);
+        assert_eq!(ids.groups, groups);
     }
 }
