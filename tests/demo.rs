@@ -152,9 +152,7 @@ fn demo_injects_faults_and_every_one_is_repaired() {
     }
     let sent = number_after(&text, "messages:");
     assert!(sent > 0, "{text}");
-    assert!(text.contains("stopped by SIGTERM, exit 0"), "{text}");
-    assert!(!daemon_alive(pid), "the daemon (pid {pid}) outlived the demo");
-    assert!(!dir.exists(), "{} was left behind", dir.display());
+    assert_stopped_cleanly(&text, pid, &dir);
 }
 
 #[test]
@@ -174,6 +172,12 @@ fn ctrl_c_stops_the_demo_cleanly() {
     assert!(status.success(), "exit {status}:\n{text}");
     assert!(text.contains("(interrupted)"), "{text}");
     assert!(text.contains("faults injected:"), "{text}");
+    assert_stopped_cleanly(&text, pid, &dir);
+}
+
+/// The demo stopped its daemon with SIGTERM, the daemon is gone, and so is
+/// the demo's scratch directory.
+fn assert_stopped_cleanly(text: &str, pid: u32, dir: &std::path::Path) {
     assert!(text.contains("stopped by SIGTERM, exit 0"), "{text}");
     assert!(!daemon_alive(pid), "the daemon (pid {pid}) outlived the demo");
     assert!(!dir.exists(), "{} was left behind", dir.display());
@@ -245,7 +249,5 @@ fn a_fault_that_is_never_repaired_fails_the_demo_and_is_named() {
         )),
         "the exit names the fault not repaired:\n{stderr}"
     );
-    assert!(text.contains("stopped by SIGTERM, exit 0"), "{text}");
-    assert!(!daemon_alive(pid), "the daemon (pid {pid}) outlived the demo");
-    assert!(!dir.exists(), "{} was left behind", dir.display());
+    assert_stopped_cleanly(&text, pid, &dir);
 }
