@@ -10,7 +10,6 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
 use wsvisor::control_client::blocking::Client;
-use wsvisor::protocol::{self, Status};
 
 use crate::procfs;
 
@@ -113,20 +112,8 @@ impl Daemon {
     /// Waits (bounded by `limit`) until `n` sessions are ready; returns how
     /// long after the daemon's start they were, to within [`READY_POLL`].
     pub fn wait_ready(&self, n: usize, limit: Duration) -> Duration {
-        let started = Instant::now();
-        let mut control = connect(&self.socket);
-        loop {
-            let status: Status = control.result(&protocol::Command::Status).expect("status");
-            let ready = status.sessions.by_state.get("ready").copied().unwrap_or(0) as usize;
-            if ready >= n {
-                return self.spawned.elapsed();
-            }
-            assert!(
-                started.elapsed() < limit,
-                "only {ready} of {n} sessions ready after {limit:?}"
-            );
-            std::thread::sleep(READY_POLL);
-        }
+        procfs::wait_ready(&mut connect(&self.socket), n, limit, READY_POLL);
+        self.spawned.elapsed()
     }
 
     /// The control socket.

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use crate::daemon::{Daemon, DaemonSettings};
+use crate::procfs::busiest;
 use crate::servers::{ServerChild, ServerKind};
 
 /// A mass fault.
@@ -143,17 +144,4 @@ fn first_hellos(server: &mut ServerChild, at: f64) -> HashMap<String, Duration> 
             .or_insert(since);
     }
     firsts
-}
-
-/// The largest number of instants within any `window` (sliding), `sorted` ascending.
-pub fn busiest(sorted: &[Duration], window: Duration) -> usize {
-    let mut best = 0;
-    let mut start = 0;
-    for end in 0..sorted.len() {
-        while sorted[end] - sorted[start] >= window {
-            start += 1;
-        }
-        best = best.max(end - start + 1);
-    }
-    best
 }

@@ -1,5 +1,6 @@
-//! /proc readings of a process (resident memory, CPU time) and the one
-//! way the benchmarks start the daemon. Shared by benches/wsvisor and
+//! /proc readings of a process (resident memory, CPU time), the one way
+//! the benchmarks start the daemon and wait for its sessions, and the
+//! count they report a reconnect spread by. Shared by benches/wsvisor and
 //! benches/independent (`#[path]`). A reading that fails fails the
 //! benchmark: a 0 would be reported as a figure.
 
@@ -97,4 +98,39 @@ pub fn daemon_command(binary: &Path, config: &Path, log: std::fs::File) -> Comma
         .stderr(log)
         .process_group(0);
     command
+}
+
+/// Polls `status` every `poll` until `n` sessions are ready; panics past `limit`.
+pub fn wait_ready(
+    control: &mut wsvisor::control_client::blocking::Client,
+    n: usize,
+    limit: std::time::Duration,
+    poll: std::time::Duration,
+) {
+    let started = std::time::Instant::now();
+    loop {
+        let status: wsvisor::protocol::Status = control.result(&wsvisor::protocol::Command::Status).expect("status");
+        let ready = status.sessions.by_state.get("ready").copied().unwrap_or(0) as usize;
+        if ready >= n {
+            return;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "only {ready} of {n} sessions ready after {limit:?}"
+        );
+        std::thread::sleep(poll);
+    }
+}
+
+/// The largest number of instants within any `window` (sliding), `sorted` ascending.
+pub fn busiest(sorted: &[std::time::Duration], window: std::time::Duration) -> usize {
+    let mut best = 0;
+    let mut start = 0;
+    for end in 0..sorted.len() {
+        while sorted[end] - sorted[start] >= window {
+            start += 1;
+        }
+        best = best.max(end - start + 1);
+    }
+    best
 }

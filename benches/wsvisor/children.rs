@@ -17,7 +17,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tempfile::TempDir;
 use wsvisor::control_client::blocking::Client;
-use wsvisor::protocol::{self, Command as ControlCommand};
+
 use wsvisor_loopback::{Server, ServerOptions};
 
 use crate::procfs;
@@ -224,20 +224,8 @@ impl Daemon {
     /// daemon's start they were (to within the 100 ms polling step, which
     /// is slow on purpose: each `status` walks every session).
     pub fn wait_ready(&self, n: usize, limit: Duration) -> Duration {
-        let started = Instant::now();
-        let mut conn = self.connect();
-        loop {
-            let status: protocol::Status = conn.result(&ControlCommand::Status).expect("status");
-            let ready = status.sessions.by_state.get("ready").copied().unwrap_or(0) as usize;
-            if ready >= n {
-                return self.spawned.elapsed();
-            }
-            assert!(
-                started.elapsed() < limit,
-                "only {ready} of {n} sessions ready after {limit:?}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        procfs::wait_ready(&mut self.connect(), n, limit, Duration::from_millis(100));
+        self.spawned.elapsed()
     }
 
     /// Resident memory now and at its peak, in KiB.

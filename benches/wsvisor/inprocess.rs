@@ -20,6 +20,7 @@ use wsvisor_actors::subscription::{SubscriberLimits, Subscription};
 use wsvisor_actors::{start_tree, Tree};
 use wsvisor_loopback::{Fault, Server, ServerOptions};
 
+use crate::procfs::busiest;
 use crate::report::{ms, Row, Samples};
 use crate::support;
 
@@ -197,19 +198,6 @@ struct Round {
     median_back: Duration,
     /// Largest number of `ready` events within any 100 ms.
     busiest_window: usize,
-}
-
-/// The largest number of instants within any `window` (sliding).
-fn busiest(sorted: &[Duration], window: Duration) -> usize {
-    let mut best = 0;
-    let mut start = 0;
-    for end in 0..sorted.len() {
-        while sorted[end] - sorted[start] >= window {
-            start += 1;
-        }
-        best = best.max(end - start + 1);
-    }
-    best
 }
 
 /// `n` sessions, all hit by `fault` at once, `rounds` times.
