@@ -103,9 +103,8 @@ async fn serve(config: Config) -> i32 {
         config.path.display(),
         config.sessions.len()
     );
-    // The reloader keeps the running config and the Supervisor each
-    // session's settings: a third copy of every session's settings here
-    // would cost 0.6 MB a thousand sessions for as long as the daemon runs.
+    // The reloader keeps the running config, whose sessions' settings the
+    // Supervisor shares: nothing here needs them once every session is added.
     let exit_on_give_up = config.daemon.on_give_up == OnGiveUp::Exit;
     drop(config);
     let mut burst = BurstTrim::default();

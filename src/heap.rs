@@ -8,6 +8,11 @@
 //! session connecting or handshaking, after at least [`BURST`] attempts
 //! since the last trim), `malloc_trim(0)` hands the free pages back.
 //!
+//! A large control reply (`sessions` of a thousand sessions is 0.5 MB of
+//! JSON, built from a copy of every session's summary) leaves the same kind
+//! of free heap behind, 2.5 MB at 1,000 sessions: after writing one,
+//! the control server trims too ([`large_reply`]).
+//!
 //! [`BurstTrim`] only decides when; [`trim`] does it, on glibc only (no
 //! other allocator has the call; elsewhere it does nothing). Nothing here
 //! frees or moves anything the daemon uses.
@@ -45,6 +50,16 @@ impl BurstTrim {
         false
     }
 }
+
+/// A control reply of `bytes` bytes is worth a trim once written: about a
+/// hundred sessions' summaries and more. Smaller ones leave too little behind
+/// to pay for the walk over the heap that a trim is.
+pub fn large_reply(bytes: usize) -> bool {
+    bytes >= LARGE_REPLY
+}
+
+/// See [`large_reply`].
+pub const LARGE_REPLY: usize = 64 << 10;
 
 /// Returns the allocator's free pages to the system (glibc's
 /// `malloc_trim(0)`; a no-op elsewhere).
@@ -84,6 +99,14 @@ mod tests {
         assert!(!trim.settled(0));
         trim.attempt();
         assert!(trim.settled(0));
+    }
+
+    #[test]
+    fn only_large_replies_are_worth_a_trim() {
+        assert!(!large_reply(0));
+        assert!(!large_reply(LARGE_REPLY - 1));
+        assert!(large_reply(LARGE_REPLY));
+        assert!(large_reply(512 << 10));
     }
 
     #[test]

@@ -115,7 +115,7 @@ async fn apply(tree: &Tree, old: &Config, new: &mut Config) -> ReloadSummary {
     let mut adding = 0;
     for settings in &new.sessions {
         let (verb, result) = match old.session(&settings.name) {
-            Some(previous) if previous == settings => {
+            Some(previous) if previous == &**settings => {
                 summary.unchanged += 1;
                 continue;
             }

@@ -231,7 +231,7 @@ async fn removed_and_added_back_while_the_old_connection_closes() {
         .unwrap()
         .unwrap();
     tree.supervisor
-        .send(AddSession(session))
+        .send(AddSession(session.into()))
         .await
         .unwrap()
         .expect("adding it back is accepted, not `exists already`");
@@ -314,7 +314,7 @@ async fn upgrades_in_flight_are_capped_against_a_server_slow_to_answer_them() {
     for n in 0..(UPGRADES_IN_FLIGHT + 36) {
         let mut session = settings(&format!("s{n}"), &url);
         session.connect_timeout = Duration::from_secs(30);
-        tree.supervisor.send(AddSession(session)).await.unwrap().unwrap();
+        tree.supervisor.send(AddSession(session.into())).await.unwrap().unwrap();
     }
     let deadline = Instant::now() + LIMIT;
     while accepted.load(Ordering::SeqCst) < UPGRADES_IN_FLIGHT {

@@ -77,7 +77,7 @@ async fn no_connection_or_heartbeat_outlives_its_connection() {
     let mut watcher = Watcher::subscribe(&tree).await;
     let mut session = settings("kitchen", &server.url());
     session.reconnect.initial_delay = Duration::from_millis(2);
-    tree.supervisor.send(AddSession(session)).await.unwrap().unwrap();
+    tree.supervisor.send(AddSession(session.into())).await.unwrap().unwrap();
     for _ in 0..200 {
         watcher.wait_state(SessionState::Ready, Duration::from_secs(2)).await;
     }

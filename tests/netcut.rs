@@ -342,7 +342,7 @@ async fn a_cut_is_noticed_within_the_heartbeat_and_healed_within_one_backoff_ste
     let tree = wsvisor_actors::start_tree(Default::default());
     let mut watcher = Watcher::subscribe(&tree).await;
     tree.supervisor
-        .send(AddSession(session(&served.url)))
+        .send(AddSession(session(&served.url).into()))
         .await
         .unwrap()
         .unwrap();
@@ -398,7 +398,7 @@ async fn with_a_message_pending_the_kernel_gives_up_within_tcp_user_timeout() {
     let tree = wsvisor_actors::start_tree(Default::default());
     let mut watcher = Watcher::subscribe(&tree).await;
     tree.supervisor
-        .send(AddSession(session(&served.url)))
+        .send(AddSession(session(&served.url).into()))
         .await
         .unwrap()
         .unwrap();

@@ -19,7 +19,7 @@ async fn a_panicking_connection_is_restarted_and_its_neighbour_carries_on() {
     let mut watcher = Watcher::subscribe(&tree).await;
     for name in ["kitchen", "attic"] {
         tree.supervisor
-            .send(AddSession(settings(name, &server.url())))
+            .send(AddSession(settings(name, &server.url()).into()))
             .await
             .unwrap()
             .unwrap();

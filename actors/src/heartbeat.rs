@@ -65,14 +65,44 @@ impl LineLife {
     }
 }
 
-/// Who the Heartbeat talks to (its Connection).
-pub struct HeartbeatPeer {
-    /// Receives `SendPing`.
-    pub ping: Recipient<SendPing>,
-    /// Receives `PeerDead`.
-    pub dead: Recipient<PeerDead>,
-    /// Receives `HeartbeatEnded` if the Heartbeat dies unasked.
-    pub ended: Recipient<HeartbeatEnded>,
+/// Who the Heartbeat talks to (its Connection): one address for the three
+/// messages, where a `Recipient` each would be three allocations a session.
+pub struct HeartbeatPeer(Box<dyn PeerAddress>);
+
+impl HeartbeatPeer {
+    /// The actor at `addr`, which takes `SendPing`, `PeerDead` and, if the
+    /// Heartbeat dies unasked, `HeartbeatEnded`.
+    pub fn of<A>(addr: Addr<A>) -> Self
+    where
+        A: Actor<Context = Context<A>> + Handler<SendPing> + Handler<PeerDead> + Handler<HeartbeatEnded>,
+    {
+        HeartbeatPeer(Box::new(addr))
+    }
+}
+
+trait PeerAddress {
+    fn connected(&self) -> bool;
+    fn ping(&self);
+    fn dead(&self, verdict: PeerDead);
+    fn ended(&self);
+}
+
+impl<A> PeerAddress for Addr<A>
+where
+    A: Actor<Context = Context<A>> + Handler<SendPing> + Handler<PeerDead> + Handler<HeartbeatEnded>,
+{
+    fn connected(&self) -> bool {
+        Addr::connected(self)
+    }
+    fn ping(&self) {
+        self.do_send(SendPing);
+    }
+    fn dead(&self, verdict: PeerDead) {
+        self.do_send(verdict);
+    }
+    fn ended(&self) {
+        let _ = self.try_send(HeartbeatEnded);
+    }
 }
 
 /// Liveness timer of one connection.
@@ -130,7 +160,7 @@ impl Heartbeat {
                 if now >= deadline {
                     // do_send, not try_send: a connection busy with writes has a
                     // full mailbox, and a verdict must never be lost to that.
-                    self.peer.dead.do_send(PeerDead {
+                    self.peer.0.dead(PeerDead {
                         silent_for: now.duration_since(last_life),
                     });
                     self.stopped_on_request = true;
@@ -146,12 +176,12 @@ impl Heartbeat {
         if now < quiet_until {
             return self.wake_at(quiet_until, ctx);
         }
-        if !self.peer.ping.connected() {
+        if !self.peer.0.connected() {
             // The connection is gone; nothing left to time.
             self.stopped_on_request = true;
             return ctx.stop();
         }
-        self.peer.ping.do_send(SendPing);
+        self.peer.0.ping();
         self.ping_sent_at = Some(now);
         self.wake_at(now + self.ping_timeout, ctx);
     }
@@ -196,7 +226,7 @@ impl Drop for Heartbeat {
         // Reached without a request only when a handler panicked: the
         // connection must not go on untimed.
         if !self.stopped_on_request {
-            let _ = self.peer.ended.try_send(HeartbeatEnded);
+            self.peer.0.ended();
         }
     }
 }
@@ -299,11 +329,7 @@ mod tests {
             answering: answering.then(|| line.clone()),
         }
         .start();
-        let peer = HeartbeatPeer {
-            ping: conn.clone().recipient(),
-            dead: conn.clone().recipient(),
-            ended: conn.recipient(),
-        };
+        let peer = HeartbeatPeer::of(conn);
         let heartbeat = Heartbeat::new(peer, line.life.clone(), interval, timeout).start();
         *line.heartbeat.borrow_mut() = Some(heartbeat.clone());
         (heartbeat, line, seen)
@@ -484,5 +510,41 @@ mod tests {
         assert_eq!(seen.pings.len(), 1);
         assert_eq!(seen.ended, 1, "the connection must not go on untimed");
         assert!(!heartbeat.connected(), "dead");
+    }
+
+    /// Ends the fake connection, as a Connection ends after a loss.
+    #[derive(Message)]
+    #[rtype(result = "()")]
+    struct Hangup;
+
+    impl Handler<Hangup> for FakeConnection {
+        type Result = ();
+        fn handle(&mut self, _: Hangup, ctx: &mut Context<Self>) {
+            ctx.stop();
+        }
+    }
+
+    #[actix_rt::test]
+    async fn a_heartbeat_whose_connection_is_gone_stops_at_its_ping_instant() {
+        tokio::time::pause();
+        let seen = Rc::new(RefCell::new(Seen::default()));
+        let conn = FakeConnection {
+            start: Instant::now(),
+            seen: seen.clone(),
+            answering: None,
+        }
+        .start();
+        let heartbeat = Heartbeat::new(HeartbeatPeer::of(conn.clone()), LineLife::new(), INTERVAL, TIMEOUT).start();
+        conn.do_send(Hangup);
+        sleep(secs(1.0)).await;
+        assert!(!conn.connected(), "the connection ended");
+        assert!(heartbeat.connected(), "nothing to time out before the quiet limit");
+        sleep(INTERVAL).await;
+        assert!(
+            !heartbeat.connected(),
+            "stopped at the Ping's instant, not after a Ping nobody can answer"
+        );
+        let seen = seen.borrow();
+        assert!(seen.pings.is_empty() && seen.dead.is_empty() && seen.ended == 0);
     }
 }

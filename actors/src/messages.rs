@@ -77,12 +77,12 @@ pub enum CommandError {
 /// Add a session and start it when its settings say `autostart`.
 #[derive(Message)]
 #[rtype(result = "Result<(), CommandError>")]
-pub struct AddSession(pub SessionSettings);
+pub struct AddSession(pub Arc<SessionSettings>);
 
 /// Replace the settings of a session: it reconnects with the new ones.
 #[derive(Message)]
 #[rtype(result = "Result<(), CommandError>")]
-pub struct ReplaceSession(pub SessionSettings);
+pub struct ReplaceSession(pub Arc<SessionSettings>);
 
 /// Close a session for good and forget it.
 #[derive(Message)]

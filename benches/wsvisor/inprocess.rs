@@ -120,7 +120,7 @@ pub async fn detection(kind: Detect, trials: usize) -> Samples {
         let settings = support::settings(&name, &server.url());
         let device = settings.device_id.clone();
         tree.supervisor
-            .send(AddSession(settings))
+            .send(AddSession(settings.into()))
             .await
             .expect("supervisor")
             .expect("add session");
@@ -209,7 +209,7 @@ async fn mass_fault(n: usize, rounds: usize, jitter: f64, fault: Fault) -> Vec<R
     for i in 0..n {
         let settings = default_session(&format!("s{i}"), &url, jitter);
         tree.supervisor
-            .send(AddSession(settings))
+            .send(AddSession(settings.into()))
             .await
             .expect("supervisor")
             .expect("add session");

@@ -30,6 +30,7 @@ mod tests;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use wsvisor_actors::settings::SessionSettings;
 
@@ -58,7 +59,9 @@ pub struct Config {
     /// `[daemon]`.
     pub daemon: DaemonConfig,
     /// One per `[[session]]`, in file order, `[defaults]` and built-ins applied.
-    pub sessions: Vec<SessionSettings>,
+    /// Shared with the Supervisor, which holds the same settings while the
+    /// session runs: one copy a session, however long the daemon lives.
+    pub sessions: Vec<Arc<SessionSettings>>,
     /// The sessions whose identity comes from the state directory, in file order.
     pub identities: Vec<IdentityNeed>,
     /// Problems that do not stop the daemon but deserve a log line, such as
@@ -70,7 +73,7 @@ pub struct Config {
 impl Config {
     /// The session called `name`.
     pub fn session(&self, name: &str) -> Option<&SessionSettings> {
-        self.sessions.iter().find(|s| s.name == name)
+        self.sessions.iter().find(|s| s.name == name).map(|s| &**s)
     }
 }
 
@@ -199,7 +202,7 @@ pub fn parse(path_for_messages: &Path, text: &str) -> Result<Config, ConfigError
     Ok(Config {
         path: path_for_messages.to_path_buf(),
         daemon,
-        sessions,
+        sessions: sessions.into_iter().map(Arc::new).collect(),
         identities,
         warnings,
     })

@@ -147,7 +147,7 @@ fn contract_example_parses_into_the_documented_settings() {
     );
     assert_eq!(
         config.sessions,
-        vec![builtin_session("kitchen", Credential::Token("...".into()))]
+        vec![Arc::new(builtin_session("kitchen", Credential::Token("...".into())))]
     );
     assert!(config.warnings.is_empty(), "{:?}", config.warnings);
     assert!(config.session("kitchen").is_some());
@@ -167,7 +167,7 @@ fn builtin_defaults_apply_when_keys_are_absent() {
     let config = parse_ok(&session("kitchen", ""));
     assert_eq!(
         config.sessions,
-        vec![builtin_session("kitchen", Credential::Token(TOKEN.into()))]
+        vec![Arc::new(builtin_session("kitchen", Credential::Token(TOKEN.into())))]
     );
 }
 
@@ -786,10 +786,10 @@ fn example_config_in_the_repository_loads() {
     );
     assert_eq!(
         config.sessions,
-        vec![builtin_session(
+        vec![Arc::new(builtin_session(
             "kitchen",
             Credential::Token("replace-me-with-your-token".into())
-        )]
+        ))]
     );
     assert!(config.warnings.is_empty(), "{:?}", config.warnings);
 

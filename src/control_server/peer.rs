@@ -24,6 +24,7 @@ use super::access::{self, Access};
 use super::dispatch::{self, DaemonHandle, Reply};
 use super::tools::{self, ProviderLink};
 use super::ControlOptions;
+use crate::heap;
 use crate::protocol::lines::{Line, LineReader};
 use crate::protocol::{self, Command, ControlError, ErrorCode, Subscribed, MAX_LINE_BYTES};
 
@@ -56,10 +57,12 @@ pub async fn serve(stream: UnixStream, daemon: Rc<DaemonHandle>, access: Rc<Acce
             (false, false) => Some(options.first_request_timeout),
             (false, true) => Some(options.idle_timeout),
         };
+        let mut answers_request = false;
         let outgoing = tokio::select! {
             line = read_within(&mut reader, patience) => match line {
                 Some(Line::Complete(bytes)) => {
                     served_any = true;
+                    answers_request = true;
                     respond(&daemon, &bytes, &mut subscription, &mut provider).await
                 }
                 Some(Line::TooLong) => {
@@ -80,6 +83,10 @@ pub async fn serve(stream: UnixStream, daemon: Rc<DaemonHandle>, access: Rc<Acce
         if !write_line(&mut writer, &outgoing, options.write_timeout).await {
             log::debug!("control: a client stopped reading; disconnected it");
             break;
+        }
+        if answers_request && heap::large_reply(outgoing.len()) {
+            drop(outgoing);
+            heap::trim();
         }
     }
 }

@@ -25,6 +25,7 @@ mod generate;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use wsvisor_actors::settings::{ActivationKey, HmacKey, SessionSettings};
@@ -233,6 +234,7 @@ pub fn settle(config: &mut Config, store: &IdentityStore) -> Result<Vec<Settled>
         let Some(settings) = config.sessions.iter_mut().find(|s| s.name == need.session) else {
             continue;
         };
+        let settings = Arc::make_mut(settings);
         if !need.device_id_configured {
             settings.device_id = identity.device_id.clone();
         }
@@ -289,7 +291,7 @@ fn check_unshared(config: &Config) -> Result<(), IdentityError> {
             if !taken_from_file {
                 continue;
             }
-            let same = |s: &&SessionSettings| {
+            let same = |s: &&Arc<SessionSettings>| {
                 let theirs = if field == "device_id" {
                     &s.device_id
                 } else {

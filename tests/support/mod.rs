@@ -73,7 +73,7 @@ pub fn settings(name: &str, url: &str) -> SessionSettings {
 pub async fn start(session: SessionSettings) -> (Tree, Watcher) {
     let tree = start_tree(Default::default());
     let watcher = Watcher::subscribe(&tree).await;
-    tree.supervisor.send(AddSession(session)).await.unwrap().unwrap();
+    tree.supervisor.send(AddSession(session.into())).await.unwrap().unwrap();
     (tree, watcher)
 }
 

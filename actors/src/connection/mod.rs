@@ -47,8 +47,10 @@ use crate::messages::{
     CloseConnection, ConnectionEnded, ConnectionPhase, HeartbeatEnded, LineAnswered, McpArrived, PeerDead, Phase,
     Probe, PublishAudio, PublishMessage, RecordRtt, SendPing, StopHeartbeat, WriteBinary, WriteText,
 };
+use crate::monitor::Monitor;
 use crate::settings::SessionSettings;
 pub use crate::settings::DEFAULT_MAX_MESSAGE as MAX_MESSAGE_BYTES;
+use crate::supervisor::Supervisor;
 use crate::traffic::TrafficCounters;
 use crate::wire::{self, OutboundText, ServerText};
 
@@ -75,20 +77,17 @@ const MAX_SESSION_ID: usize = 256;
 pub const UPGRADES_IN_FLIGHT: usize = 64;
 
 /// Where the Connection reports to, and what it shares with the others.
+///
+/// Addresses, not a `Recipient` per message: each recipient is an
+/// allocation of its own, and five of them cost 0.4 MB a thousand sessions.
 #[derive(Clone)]
 pub struct ConnectionLinks {
     /// Permits for upgrades in flight ([`UPGRADES_IN_FLIGHT`]).
     pub upgrades: Arc<Semaphore>,
-    /// Receives handshake progress.
-    pub phase: Recipient<ConnectionPhase>,
-    /// Receives the one `ConnectionEnded`.
-    pub ended: Recipient<ConnectionEnded>,
-    /// Receives server messages and audio.
-    pub messages: Recipient<PublishMessage>,
-    /// Receives audio frames.
-    pub audio: Recipient<PublishAudio>,
-    /// Receives Ping round trips.
-    pub rtt: Recipient<RecordRtt>,
+    /// Receives handshake progress and the one `ConnectionEnded`.
+    pub supervisor: Addr<Supervisor>,
+    /// Receives server messages, audio frames and Ping round trips.
+    pub monitor: Addr<Monitor>,
     /// Receives the server's `mcp` messages too (besides `messages`), when
     /// the session answers MCP itself.
     pub mcp: Option<Recipient<McpArrived>>,
@@ -194,7 +193,7 @@ impl Connection {
     }
 
     fn report_phase(&self, phase: Phase) {
-        self.links.phase.do_send(ConnectionPhase {
+        self.links.supervisor.do_send(ConnectionPhase {
             session: self.settings.name.clone(),
             generation: self.generation,
             phase,
@@ -275,12 +274,7 @@ impl Connection {
             Ok(()) => ctx.stop(),
             Err(err) => act.end(io_loss(&err), ctx),
         }));
-        let me = ctx.address();
-        let peer = HeartbeatPeer {
-            ping: me.clone().recipient(),
-            dead: me.clone().recipient(),
-            ended: me.recipient(),
-        };
+        let peer = HeartbeatPeer::of(ctx.address());
         let liveness = self.settings.liveness;
         let life = LineLife::new();
         let heartbeat = Heartbeat::new(peer, life.clone(), liveness.ping_interval, liveness.ping_timeout).start();
@@ -354,7 +348,7 @@ impl Connection {
                         reply: ctx.address().recipient(),
                     });
                 }
-                self.links.messages.do_send(PublishMessage {
+                self.links.monitor.do_send(PublishMessage {
                     session: self.settings.name.clone(),
                     message: message.json,
                 });
@@ -425,7 +419,7 @@ impl Connection {
 
     fn on_binary(&mut self, data: Bytes) {
         if matches!(self.stage, Stage::Ready { .. }) {
-            self.links.audio.do_send(PublishAudio {
+            self.links.monitor.do_send(PublishAudio {
                 session: self.settings.name.clone(),
                 data,
             });
@@ -445,7 +439,7 @@ impl Connection {
         if payload == sequence.to_be_bytes() {
             self.ping.in_flight = None;
             self.shared.traffic.pong();
-            self.links.rtt.do_send(RecordRtt {
+            self.links.monitor.do_send(RecordRtt {
                 session: self.settings.name.clone(),
                 rtt: sent_at.elapsed(),
             });
@@ -471,9 +465,13 @@ impl Actor for Connection {
         let settings = self.settings.clone();
         let plan = std::mem::take(&mut self.plan);
         // What an OTA answer offered is worth showing whatever follows.
-        let (phase, session, generation) = (self.links.phase.clone(), self.settings.name.clone(), self.generation);
+        let (supervisor, session, generation) = (
+            self.links.supervisor.clone(),
+            self.settings.name.clone(),
+            self.generation,
+        );
         let offered = move |offered| {
-            phase.do_send(ConnectionPhase {
+            supervisor.do_send(ConnectionPhase {
                 session: session.clone(),
                 generation,
                 phase: Phase::Offered(offered),
@@ -519,7 +517,7 @@ impl Drop for Connection {
             .report
             .take()
             .unwrap_or_else(|| LossReport::new(Cause::Internal, "connection actor ended without a report (panic)"));
-        self.links.ended.do_send(ConnectionEnded {
+        self.links.supervisor.do_send(ConnectionEnded {
             session: self.settings.name.clone(),
             generation: self.generation,
             report,

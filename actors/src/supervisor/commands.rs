@@ -25,7 +25,7 @@ impl Handler<AddSession> for Supervisor {
                 ..
             } = &mut slot.run
             {
-                *then = AfterEnd::Replace(Box::new(msg.0));
+                *then = AfterEnd::Replace(msg.0);
                 return Ok(());
             }
             return Err(CommandError::AlreadyExists(name));
@@ -53,7 +53,7 @@ impl Handler<ReplaceSession> for Supervisor {
             if matches!(then, AfterEnd::Remove) {
                 return Err(CommandError::NotFound(name));
             }
-            self.close_live(&name, AfterEnd::Replace(Box::new(msg.0)), "configuration changed");
+            self.close_live(&name, AfterEnd::Replace(msg.0), "configuration changed");
             return Ok(());
         }
         let was_running = !matches!(slot.run, Run::Stopped { .. });

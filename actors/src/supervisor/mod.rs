@@ -157,14 +157,10 @@ impl Supervisor {
         }
         self.next_generation += 1;
         let generation = self.next_generation;
-        let me = ctx.address();
         let links = ConnectionLinks {
             upgrades: self.upgrades.clone(),
-            phase: me.clone().recipient(),
-            ended: me.recipient(),
-            messages: self.monitor.clone().recipient(),
-            audio: self.monitor.clone().recipient(),
-            rtt: self.monitor.clone().recipient(),
+            supervisor: ctx.address(),
+            monitor: self.monitor.clone(),
             mcp: None,
         };
         let Some(slot) = self.slots.get_mut(name) else { return };
@@ -265,7 +261,7 @@ impl Supervisor {
         });
     }
 
-    fn apply_settings(&mut self, settings: SessionSettings) {
+    fn apply_settings(&mut self, settings: Arc<SessionSettings>) {
         let name = settings.name.clone();
         if settings.tls.insecure {
             log::warn!("session={name} tls_insecure = true: the server's certificate is NOT verified");
@@ -276,7 +272,6 @@ impl Supervisor {
             keep: settings.keep,
             refresh_on_auth_failure: settings.ota.is_some(),
         });
-        let settings = Arc::new(settings);
         match self.slots.get_mut(&name) {
             Some(slot) => {
                 // What an old OTA endpoint said may not hold for the new settings.
@@ -574,7 +569,7 @@ impl Handler<ConnectionEnded> for Supervisor {
             }
             AfterEnd::Replace(settings) => {
                 journal::lost(&name, &msg, false, false);
-                self.apply_settings(*settings);
+                self.apply_settings(settings);
                 self.restart(&name, Some(msg.report), ctx);
             }
             AfterEnd::Decide if self.shutdown.is_some() => {

@@ -4,6 +4,7 @@
 //! `SessionState` is derived from it, and which state may follow which is
 //! one table, [`allowed`], that every change is checked against.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -24,7 +25,7 @@ pub enum AfterEnd {
     Remove,
     /// Take these settings and connect again (a reload, or a session
     /// removed and added back while its old connection was closing).
-    Replace(Box<SessionSettings>),
+    Replace(Arc<SessionSettings>),
 }
 
 /// How far a live connection got.
