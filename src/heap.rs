@@ -8,9 +8,9 @@
 //! session connecting or handshaking, after at least [`BURST`] attempts
 //! since the last trim), `malloc_trim(0)` hands the free pages back.
 //!
-//! A large control reply (`sessions` of a thousand sessions is 0.5 MB of
+//! A large control reply (`sessions` of a thousand sessions is 0.25 MB of
 //! JSON, built from a copy of every session's summary) leaves the same kind
-//! of free heap behind, 2.5 MB at 1,000 sessions: after writing one,
+//! of free heap behind, 2.3 MB at 1,000 sessions: after writing one,
 //! the control server trims too ([`large_reply`]).
 //!
 //! [`BurstTrim`] only decides when; [`trim`] does it, on glibc only (no
@@ -51,8 +51,8 @@ impl BurstTrim {
     }
 }
 
-/// A control reply of `bytes` bytes is worth a trim once written: about a
-/// hundred sessions' summaries and more. Smaller ones leave too little behind
+/// A control reply of `bytes` bytes is worth a trim once written: the
+/// summaries of about 250 sessions and more. Smaller ones leave too little behind
 /// to pay for the walk over the heap that a trim is.
 pub fn large_reply(bytes: usize) -> bool {
     bytes >= LARGE_REPLY
