@@ -17,7 +17,6 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tempfile::TempDir;
 use wsvisor::control_client::blocking::Client;
-
 use wsvisor_loopback::{Server, ServerOptions};
 
 use crate::procfs;
