@@ -6,7 +6,7 @@
 //! process, the real daemon (`wsvisor run`) in a third.
 //!
 //! ```sh
-//! cargo bench --bench independent                       # idle + spread + forwarding, loopback and python
+//! cargo bench --bench independent                       # idle (with its start-up floor) + spread + forwarding, loopback and python
 //! cargo bench --bench independent -- idle --for 180     # 3 minutes, so the server's 20 s Pings matter
 //! cargo bench --bench independent -- idle --settle 45   # the clock starts 45 s after all are ready
 //! cargo bench --bench independent -- spread --servers python --rounds 5
@@ -20,6 +20,7 @@
 //! bounded in count and time; only 127.0.0.1 is used.
 
 mod daemon;
+mod floor;
 #[path = "../shared/forward_latency.rs"]
 mod forward_latency;
 mod forwarding;
@@ -185,6 +186,15 @@ fn main() {
             let secs = plan.idle_for.as_secs();
             eprintln!("== idle {n} sessions, {secs} s, {}", kind.label());
             let secs = format!("{secs} s (clock from {} s after ready)", plan.settle.as_secs());
+            let floor = floor::measure(kind, n);
+            row(
+                kind.label(),
+                format!(
+                    "start-up floor: {n} plain WebSocket clients ({} upgrades in flight, as the daemon), all answered after; server CPU by then",
+                    wsvisor_actors::connection::UPGRADES_IN_FLIGHT
+                ),
+                format!("{:.2} s; {:.2} CPU-s", floor.all_answered.as_secs_f64(), floor.server_cpu),
+            );
             let run = idle::measure(kind, n, plan.settle, plan.idle_for);
             row(
                 kind.label(),

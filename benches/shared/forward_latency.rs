@@ -290,7 +290,7 @@ type DirectSink = SplitSink<WebSocketStream<MaybeTlsStream<TcpStream>>, Message>
 
 /// A direct client: the upgrade with the headers the daemon sends, and
 /// its hello answered.
-async fn connect_direct(url: &str, i: usize) -> WebSocketStream<MaybeTlsStream<TcpStream>> {
+pub async fn connect_direct(url: &str, i: usize) -> WebSocketStream<MaybeTlsStream<TcpStream>> {
     let mut request = url.into_client_request().expect("a ws:// url");
     let headers = request.headers_mut();
     headers.insert("Authorization", HeaderValue::from_static("Bearer bench"));
