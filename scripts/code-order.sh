@@ -87,7 +87,7 @@ cargo bench --quiet --bench independent --bench wsvisor --no-run 2>/dev/null
 cp "$TARGET/release/wsvisor" "$work/wsvisor-bench"
 ctl() { "$work/wsvisor-release" ctl --socket "$work/control.sock" "$@"; }
 
-# A loopback server on PORT (0: any), its URLs on stdout; echo its pid in $server_pid.
+# A loopback server on PORT (0: any): its URLs land in $work/NAME.out, its pid in $server_pid.
 start_server() {
     local name=$1 port=$2
     shift 2
