@@ -11,7 +11,8 @@
 //! A large control reply (`sessions` of a thousand sessions is 0.25 MB of
 //! JSON, built from a copy of every session's summary) leaves the same kind
 //! of free heap behind, 2.3 MB at 1,000 sessions: after writing one,
-//! the control server trims too ([`large_reply`]).
+//! the control server trims too ([`large_reply`]), and so does a `/metrics`
+//! response once sent (`trimming_body`).
 //!
 //! [`BurstTrim`] only decides when; [`trim`] does it, on glibc only (no
 //! other allocator has the call; elsewhere it does nothing). Nothing here

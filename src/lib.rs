@@ -33,6 +33,7 @@ pub mod protocol;
 pub mod reload;
 mod socket_location;
 mod systemd;
+mod trimming_body;
 
 use crate::cli::{Cli, Command};
 

@@ -21,6 +21,7 @@ use wsvisor_actors::messages::{ListSessions, ProbeTree};
 use wsvisor_actors::Tree;
 
 use crate::control_server::{metrics, tool_metrics};
+use crate::trimming_body::TrimmingBody;
 
 /// The Prometheus text exposition content type.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -109,7 +110,7 @@ async fn serve_metrics(state: web::Data<State>) -> HttpResponse {
             .body({
                 let mut text = metrics::render(&sessions, state.started.elapsed());
                 text.push_str(&tool_metrics::render(&state.tree.mcp.stats.snapshot()));
-                text
+                TrimmingBody::new(text)
             }),
         _ => HttpResponse::ServiceUnavailable()
             .content_type("text/plain; charset=utf-8")
